@@ -1,0 +1,51 @@
+namespace P2PReplay.Interop;
+
+/// <summary>An owned mmap'd host region; released with munmap.</summary>
+internal sealed unsafe class SafeMappedMemory : System.Runtime.InteropServices.SafeHandle
+{
+    private SafeMappedMemory(nint address, nuint length) : base(Libc.MapFailed, ownsHandle: true)
+    {
+        SetHandle(address);
+        Length = length;
+    }
+
+    public nuint Length { get; }
+
+    public byte* Pointer => (byte*)handle;
+
+    public override bool IsInvalid => handle == Libc.MapFailed || handle == 0;
+
+    /// <summary>Anonymous private zero-filled memory, reserved lazily (MAP_NORESERVE): only touched pages cost host RAM.</summary>
+    public static SafeMappedMemory AllocateAnonymous(ulong length)
+    {
+        void* p = NativeMmap.Mmap(null, (nuint)length, Libc.PROT_READ | Libc.PROT_WRITE,
+            Libc.MAP_PRIVATE | Libc.MAP_ANONYMOUS | Libc.MAP_NORESERVE, -1, 0);
+        if ((nint)p == Libc.MapFailed)
+        {
+            throw new System.ComponentModel.Win32Exception(System.Runtime.InteropServices.Marshal.GetLastPInvokeError(),
+                $"mmap of {length} bytes of guest memory failed");
+        }
+        return new SafeMappedMemory((nint)p, (nuint)length);
+    }
+
+    /// <summary>Maps a file descriptor shared (used for kvm_run).</summary>
+    public static SafeMappedMemory MapShared(SafeFileDescriptor fd, ulong length)
+    {
+        void* p = NativeMmap.Mmap(null, (nuint)length, Libc.PROT_READ | Libc.PROT_WRITE, Libc.MAP_SHARED, fd.Fd, 0);
+        if ((nint)p == Libc.MapFailed)
+        {
+            throw new System.ComponentModel.Win32Exception(System.Runtime.InteropServices.Marshal.GetLastPInvokeError(), "mmap of kvm_run failed");
+        }
+        return new SafeMappedMemory((nint)p, (nuint)length);
+    }
+
+    /// <summary>Drops the pages of a sub-range so they read back as zeros (MADV_DONTNEED on private anonymous memory).</summary>
+    public void Discard(ulong offset, ulong length)
+    {
+        if (offset + length > Length || length == 0) return;
+        // SAFETY: offset + length lies inside the mapping (checked above), so madvise touches only our own region.
+        NativeMadvise.Madvise(Pointer + offset, (nuint)length, Libc.MADV_DONTNEED);
+    }
+
+    protected override bool ReleaseHandle() => NativeMunmap.Munmap((void*)handle, Length) == 0;
+}
