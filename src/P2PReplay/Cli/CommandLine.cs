@@ -1,10 +1,40 @@
 namespace P2PReplay.Cli;
 
+/// <summary>Entry point of the admin CLI: picks the subcommand.</summary>
 internal static class CommandLine
 {
+    public const string Usage = """
+        usage: p2preplay <command> [options]
+
+        commands:
+          run [--root DIR] [--memory SIZE] [--env K=V]... [--trace-syscalls] -- PROGRAM [ARGS...]
+                  run a static x86-64 Linux program in a fresh KVM microVM
+          help    show this text
+        """;
+
     public static int Run(string[] args)
     {
-        Console.WriteLine("p2preplay");
-        return 0;
+        if (args.Length == 0 || args[0] is "help" or "--help" or "-h")
+        {
+            Console.Out.Write(Usage);
+            return args.Length == 0 ? 2 : 0;
+        }
+        try
+        {
+            return args[0] switch
+            {
+                "run" => RunCommand.Execute(args.AsSpan(1)),
+                _ => throw new UsageException($"unknown command '{args[0]}'"),
+            };
+        }
+        catch (UsageException e)
+        {
+            Console.Error.WriteLine($"p2preplay: {e.Message}");
+            Console.Error.Write(Usage);
+            return 2;
+        }
     }
 }
+
+/// <summary>The command line is wrong; the message says how.</summary>
+internal sealed class UsageException(string message) : Exception(message);

@@ -8,6 +8,7 @@ public sealed class SyscallTracer(TextWriter output)
 {
     private const int MaxShownBytes = 32;
     private const int AtFdCwd = -100;
+    private static readonly ArgKind[] RawArguments = [ArgKind.Hex, ArgKind.Hex, ArgKind.Hex, ArgKind.Hex, ArgKind.Hex, ArgKind.Hex];
 
     public void TraceUnknown(in SyscallArgs a) =>
         output.WriteLine($"syscall_{a.Number}(0x{a.A0:x}, 0x{a.A1:x}, 0x{a.A2:x}, 0x{a.A3:x}, 0x{a.A4:x}, 0x{a.A5:x}) = -1 ENOSYS");
@@ -17,13 +18,18 @@ public sealed class SyscallTracer(TextWriter output)
         var line = new StringBuilder(96);
         line.Append(row.Name).Append('(');
         var kinds = row.Args;
+        if (row.Level == SupportLevel.Unsupported && kinds.Length == 0) kinds = RawArguments;
         for (int i = 0; i < kinds.Length && i < 6; i++)
         {
             if (i > 0) line.Append(", ");
             AppendArg(line, process, kinds[i], a[i], i + 1 < 6 ? a[i + 1] : 0, result);
         }
         line.Append(") = ");
-        if (result < 0 && result >= -4095)
+        if (process.HasExited)
+        {
+            line.Append('?');
+        }
+        else if (result < 0 && result >= -4095)
         {
             int errno = (int)-result;
             line.Append("-1 ").Append(Errno.Name(errno));

@@ -1,0 +1,142 @@
+using P2PReplay.Guest;
+using P2PReplay.Kvm;
+using P2PReplay.Linux;
+using P2PReplay.Vmm;
+
+namespace P2PReplay.Cli;
+
+/// <summary>`p2preplay run`: one program in one fresh microVM; the exit status is the program's.</summary>
+internal static class RunCommand
+{
+    public sealed record Options(string Program, IReadOnlyList<string> Arguments, string? Root, ulong Memory,
+        IReadOnlyList<string> Environment, bool TraceSyscalls);
+
+    public static Options Parse(ReadOnlySpan<string> args)
+    {
+        string? root = null;
+        ulong memory = VmConfiguration.DefaultMemorySize;
+        var environment = new List<string>();
+        bool trace = false;
+        int i = 0;
+        for (; i < args.Length; i++)
+        {
+            string a = args[i];
+            if (a == "--") { i++; break; }
+            switch (a)
+            {
+                case "--root": root = OptionValue(args, ref i); break;
+                case "--memory": memory = ParseSize(OptionValue(args, ref i)); break;
+                case "--env":
+                    string kv = OptionValue(args, ref i);
+                    if (!kv.Contains('=') || kv.StartsWith('=')) throw new UsageException($"--env takes NAME=VALUE, not '{kv}'");
+                    environment.Add(kv);
+                    break;
+                case "--trace-syscalls": trace = true; break;
+                default:
+                    if (a.StartsWith('-')) throw new UsageException($"unknown option '{a}' for run");
+                    goto done; // the program, without a "--" before it
+            }
+        }
+    done:
+        if (i >= args.Length) throw new UsageException("run needs a program: p2preplay run [options] -- PROGRAM [ARGS...]");
+        return new Options(args[i], args[(i + 1)..].ToArray(), root, memory, environment, trace);
+    }
+
+    private static string OptionValue(ReadOnlySpan<string> args, ref int i)
+    {
+        if (i + 1 >= args.Length) throw new UsageException($"option {args[i]} needs a value");
+        return args[++i];
+    }
+
+    /// <summary>Sizes like 512M, 1G, 64MiB, or a byte count.</summary>
+    public static ulong ParseSize(string text)
+    {
+        string t = text.Trim().ToUpperInvariant();
+        ulong multiplier = 1;
+        foreach (var (suffix, value) in new[] { ("GIB", 1UL << 30), ("MIB", 1UL << 20), ("KIB", 1UL << 10), ("G", 1UL << 30), ("M", 1UL << 20), ("K", 1UL << 10) })
+        {
+            if (t.EndsWith(suffix, StringComparison.Ordinal))
+            {
+                multiplier = value;
+                t = t[..^suffix.Length];
+                break;
+            }
+        }
+        if (!ulong.TryParse(t, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out ulong n) || n == 0 || n > (1UL << 40) / multiplier)
+            throw new UsageException($"'{text}' is not a memory size (examples: 256M, 1G)");
+        return n * multiplier;
+    }
+
+    public static int Execute(ReadOnlySpan<string> args)
+    {
+        var options = Parse(args);
+        try
+        {
+            var config = BuildConfiguration(options);
+            using var stderrTrace = options.TraceSyscalls ? new StreamWriter(Console.OpenStandardError()) { AutoFlush = true } : null;
+            using var vm = MicroVm.Create(config, new RealHostEnvironment(), stderrTrace);
+            var status = vm.Run();
+            if (status.BySignal) Console.Error.WriteLine(CrashReport(status));
+            foreach (var (number, name, calls) in vm.Dispatcher.UnsupportedCalls)
+            {
+                if (options.TraceSyscalls) Console.Error.WriteLine($"p2preplay: unsupported syscall {name} ({number}) called {calls} time(s), returned ENOSYS");
+            }
+            return status.ShellStatus;
+        }
+        catch (Exception e) when (e is KvmException or ElfFormatException or VmConfigurationException or ProgramNotFoundException)
+        {
+            Console.Error.WriteLine($"p2preplay: {e.Message}");
+            return e is KvmException ? 3 : 2;
+        }
+    }
+
+    /// <summary>A one-line report like a shell's: "Segmentation fault (SIGSEGV) at address 0x0, rip 0x401745".</summary>
+    public static string CrashReport(ExitStatus status)
+    {
+        string line = $"p2preplay: program killed by {Signals.Name(status.Signal)} ({Signals.Description(status.Signal)})";
+        if (status.FaultAddress is { } address) line += $", fault address 0x{address:x}";
+        if (status.Rip is { } rip) line += $", rip 0x{rip:x}";
+        if (status.Detail is { } detail) line += $": {detail}";
+        return line;
+    }
+
+    private static VmConfiguration BuildConfiguration(Options options)
+    {
+        string? root = options.Root is null ? null : Path.GetFullPath(options.Root);
+        if (root is not null && !Directory.Exists(root)) throw new ProgramNotFoundException($"--root {options.Root}: no such directory");
+        string guestPath;
+        string hostPath;
+        if (root is not null && ImagePath(root, options.Program) is { } inImage && File.Exists(inImage))
+        {
+            hostPath = inImage;
+            guestPath = "/" + Path.GetRelativePath(root, inImage).Replace('\\', '/');
+        }
+        else
+        {
+            hostPath = Path.GetFullPath(options.Program);
+            guestPath = hostPath;
+        }
+        if (Directory.Exists(hostPath)) throw new ProgramNotFoundException($"{options.Program} is a directory, not a program");
+        byte[] program;
+        try
+        {
+            program = File.ReadAllBytes(hostPath);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new ProgramNotFoundException($"cannot read {options.Program}: {e.Message}");
+        }
+        var argv = new List<string> { options.Program };
+        argv.AddRange(options.Arguments);
+        return new VmConfiguration(program, guestPath, argv, options.Environment, root, options.Memory);
+    }
+
+    private static string? ImagePath(string root, string program)
+    {
+        string combined = Path.GetFullPath(Path.Combine(root, program.TrimStart('/')));
+        return combined.StartsWith(root.TrimEnd('/') + "/", StringComparison.Ordinal) ? combined : null;
+    }
+}
+
+/// <summary>The program or image named on the command line cannot be read.</summary>
+internal sealed class ProgramNotFoundException(string message) : Exception(message);

@@ -1,0 +1,104 @@
+namespace P2PReplay.Guest;
+
+/// <summary>What a leaf page-table entry grants (SDM 3A §4.5, Table 4-19).</summary>
+[Flags]
+internal enum PageAccess
+{
+    None = 0,
+    Read = 1,
+    Write = 2,
+    Execute = 4,
+    /// <summary>U/S=1: CPL3 may access the page.</summary>
+    User = 8,
+}
+
+/// <summary>
+/// 4-level x86-64 page tables (SDM 3A §4.5) identity-mapping guest-virtual onto guest-physical addresses with
+/// 4 KiB pages. Table pages come from a pool in guest-physical memory that no virtual address maps.
+/// </summary>
+internal sealed unsafe class PageTables
+{
+    // Entry bits (SDM 3A Table 4-15..4-20): P bit 0, R/W bit 1, U/S bit 2, XD bit 63; address bits 51:12.
+    public const ulong Present = 1UL << 0, Writable = 1UL << 1, UserAccessible = 1UL << 2, NoExecute = 1UL << 63;
+    public const ulong AddressMask = 0x000F_FFFF_FFFF_F000UL;
+    private const ulong PageSize = GuestLayout.PageSize;
+
+    private readonly byte* _memory;
+    private readonly ulong _poolEnd;
+    private ulong _nextTable;
+
+    /// <param name="memory">host pointer to guest-physical 0</param>
+    /// <param name="poolStart">first guest-physical byte of the table pool (page-aligned)</param>
+    /// <param name="poolEnd">end of the pool</param>
+    public PageTables(byte* memory, ulong poolStart, ulong poolEnd)
+    {
+        if (poolStart % PageSize != 0 || poolEnd <= poolStart) throw new ArgumentException("bad page-table pool");
+        _memory = memory;
+        _nextTable = poolStart;
+        _poolEnd = poolEnd;
+        Root = AllocateTable();
+    }
+
+    /// <summary>Guest-physical address of the PML4 (CR3).</summary>
+    public ulong Root { get; }
+
+    public static ulong LeafEntry(ulong physical, PageAccess access)
+    {
+        if ((access & (PageAccess.Read | PageAccess.Write | PageAccess.Execute)) == 0) return 0;
+        ulong entry = (physical & AddressMask) | Present;
+        if ((access & PageAccess.Write) != 0) entry |= Writable;
+        if ((access & PageAccess.User) != 0) entry |= UserAccessible;
+        if ((access & PageAccess.Execute) == 0) entry |= NoExecute;
+        return entry;
+    }
+
+    /// <summary>Sets the leaf entries of [virtualAddress, +length) to map the same physical addresses with the given access.</summary>
+    public void Map(ulong virtualAddress, ulong length, PageAccess access)
+    {
+        if (virtualAddress % PageSize != 0 || length % PageSize != 0) throw new ArgumentException("page-table ranges must be page-aligned");
+        for (ulong va = virtualAddress, end = virtualAddress + length; va < end; va += PageSize)
+        {
+            ulong entry = LeafEntry(va, access);
+            ulong* leaf = Walk(va, create: entry != 0);
+            if (leaf != null) *leaf = entry;
+        }
+    }
+
+    /// <summary>Translates like the MMU would; false when some level is not present.</summary>
+    public bool TryTranslate(ulong virtualAddress, out ulong physical, out ulong entry)
+    {
+        ulong* leaf = Walk(virtualAddress, create: false);
+        entry = leaf == null ? 0 : *leaf;
+        physical = (entry & AddressMask) | (virtualAddress & (PageSize - 1));
+        return (entry & Present) != 0;
+    }
+
+    private ulong* Walk(ulong virtualAddress, bool create)
+    {
+        ulong table = Root;
+        for (int shift = 39; shift > 12; shift -= 9)
+        {
+            // SAFETY: table is a page inside the pool (allocated by AllocateTable or read from an entry we wrote).
+            ulong* entry = (ulong*)(_memory + table) + ((virtualAddress >> shift) & 511);
+            if ((*entry & Present) == 0)
+            {
+                if (!create) return null;
+                // Upper levels grant everything; the leaf decides.
+                *entry = AllocateTable() | Present | Writable | UserAccessible;
+            }
+            table = *entry & AddressMask;
+        }
+        // SAFETY: as above, table is a pool page; the index is below 512.
+        return (ulong*)(_memory + table) + ((virtualAddress >> 12) & 511);
+    }
+
+    private ulong AllocateTable()
+    {
+        if (_nextTable + PageSize > _poolEnd) throw new InvalidOperationException("page-table pool exhausted");
+        ulong table = _nextTable;
+        _nextTable += PageSize;
+        // SAFETY: [table, table+4096) lies inside the pool, which the caller sized within guest memory.
+        new Span<byte>(_memory + table, (int)PageSize).Clear();
+        return table;
+    }
+}

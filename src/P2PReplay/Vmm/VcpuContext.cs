@@ -1,0 +1,32 @@
+using System.Runtime.CompilerServices;
+using P2PReplay.Kvm;
+using P2PReplay.Linux;
+
+namespace P2PReplay.Vmm;
+
+/// <summary>The personality's view of a vCPU: registers and segment bases in the kvm_run sync-regs page, no copies.</summary>
+internal sealed class VcpuContext(KvmVcpu vcpu) : ICpuContext
+{
+    public ulong FsBase
+    {
+        get => vcpu.SyncSregs.Fs.Base;
+        set
+        {
+            vcpu.SyncSregs.Fs.Base = value;
+            vcpu.DirtyRegs |= KvmRunLayout.SyncX86Sregs;
+        }
+    }
+
+    public ulong GsBase
+    {
+        get => vcpu.SyncSregs.Gs.Base;
+        set
+        {
+            vcpu.SyncSregs.Gs.Base = value;
+            vcpu.DirtyRegs |= KvmRunLayout.SyncX86Sregs;
+        }
+    }
+
+    // KvmRegs and UserRegisters have the same layout (18 quadwords in kvm_regs order); a unit test checks it.
+    public ref UserRegisters Registers => ref Unsafe.As<KvmRegs, UserRegisters>(ref vcpu.SyncRegs);
+}

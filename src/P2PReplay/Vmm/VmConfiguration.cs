@@ -1,0 +1,14 @@
+namespace P2PReplay.Vmm;
+
+/// <summary>Everything that defines a VM run: the program, its arguments and environment, the image and the memory size.</summary>
+internal sealed record VmConfiguration(
+    byte[] Program,
+    string ProgramGuestPath,
+    IReadOnlyList<string> Arguments,
+    IReadOnlyList<string> Environment,
+    string? ImageRoot,
+    ulong MemorySize)
+{
+    public const ulong DefaultMemorySize = 512UL << 20;
+    public const ulong MinimumMemorySize = 16UL << 20;
+}
