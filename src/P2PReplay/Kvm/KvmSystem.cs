@@ -13,7 +13,12 @@ internal sealed unsafe class KvmSystem : IDisposable
 
     private KvmSystem(SafeFileDescriptor fd) => _fd = fd;
 
-    public static KvmSystem Open(string path = DevicePath)
+    /// <summary>Overrides the device path (tests use it to simulate a host without KVM).</summary>
+    public const string DeviceVariable = "P2PREPLAY_KVM_DEVICE";
+
+    public static KvmSystem Open() => Open(Environment.GetEnvironmentVariable(DeviceVariable) is { Length: > 0 } path ? path : DevicePath);
+
+    public static KvmSystem Open(string path)
     {
         int fd = NativeOpen.Open(path, Libc.O_RDWR | Libc.O_CLOEXEC);
         if (fd < 0)

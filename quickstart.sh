@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Quick start: installs what is missing, publishes the NativeAOT binary to out/p2preplay and runs the built-in
+# example programs in KVM microVMs.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+scripts/ensure-deps.sh
+echo "==> publishing the NativeAOT binary"
+dotnet publish src/P2PReplay/P2PReplay.csproj -c Release -o out --nologo -v quiet
+echo "==> building the example guest programs"
+tests/guests/build.sh >/dev/null
+
+echo
+echo "==> p2preplay run -- tests/guests/build/musl/hello"
+out/p2preplay run -- tests/guests/build/musl/hello
+echo
+echo "==> p2preplay run -- /bin/busybox sh -c '...'   (a shell script inside the VM)"
+out/p2preplay run --env GREETING=hello -- /bin/busybox sh -c '
+fib() { a=0; b=1; i=0; while [ $i -lt $1 ]; do t=$((a+b)); a=$b; b=$t; i=$((i+1)); done; echo $a; }
+echo "$GREETING from a KVM microVM: fib(50) = $(fib 50)"
+cat <<DOC > /tmp/note.txt
+written inside the VM, in its writable layer
+DOC
+while read -r line; do echo "read back: $line"; done < /tmp/note.txt
+'
+echo
+echo "==> a crash is reported like a shell would:"
+out/p2preplay run -- tests/guests/build/glibc/nullderef || echo "(exit status $?)"
