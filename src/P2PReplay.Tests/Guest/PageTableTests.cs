@@ -48,6 +48,36 @@ public sealed unsafe class PageTableTests : IDisposable
     }
 
     [Fact]
+    public void Aligned_2MiB_chunks_use_large_pages_that_split_on_partial_changes()
+    {
+        var tables = new PageTables(_memory, UserEnd, UserEnd + _poolSize);
+        tables.Map(0x200000, 0x400000, PageAccess.User | PageAccess.Read | PageAccess.Write);
+        Assert.True(tables.TryTranslate(0x3FF123, out ulong physical, out _));
+        Assert.Equal(0x3FF123UL, physical);
+
+        // Making one 4 KiB page read-only splits its large page; the neighbours keep their rights.
+        tables.Map(0x201000, 0x1000, PageAccess.User | PageAccess.Read);
+        Assert.True(tables.TryTranslate(0x201000, out _, out ulong entry));
+        Assert.Equal(0UL, entry & PageTables.Writable);
+        Assert.True(tables.TryTranslate(0x200000, out _, out entry));
+        Assert.Equal(PageTables.Writable, entry & PageTables.Writable);
+        Assert.True(tables.TryTranslate(0x3FF000, out _, out entry));
+        Assert.Equal(PageTables.Writable, entry & PageTables.Writable);
+
+        // Unmapping whole chunks clears them, whether split or not; remapping reuses freed tables.
+        tables.Map(0x200000, 0x400000, PageAccess.None);
+        Assert.False(tables.TryTranslate(0x201000, out _, out _));
+        Assert.False(tables.TryTranslate(0x500000, out _, out _));
+        for (int round = 0; round < 1000; round++)
+        {
+            tables.Map(0x200000, 0x200000, PageAccess.User | PageAccess.Read | PageAccess.Write);
+            tables.Map(0x200000, 0x1000, PageAccess.None);
+        }
+        Assert.False(tables.TryTranslate(0x200000, out _, out _));
+        Assert.True(tables.TryTranslate(0x201000, out _, out _));
+    }
+
+    [Fact]
     public void Pool_size_covers_a_full_mapping_of_any_supported_size()
     {
         foreach (ulong size in new[] { 16UL << 20, 512UL << 20, 3UL << 30 })

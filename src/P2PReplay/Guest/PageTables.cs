@@ -20,12 +20,16 @@ internal sealed unsafe class PageTables
 {
     // Entry bits (SDM 3A Table 4-15..4-20): P bit 0, R/W bit 1, U/S bit 2, XD bit 63; address bits 51:12.
     public const ulong Present = 1UL << 0, Writable = 1UL << 1, UserAccessible = 1UL << 2, NoExecute = 1UL << 63;
+    public const ulong LargePage = 1UL << 7; // PS in a PDE: a 2 MiB page (SDM 3A Table 4-17)
     public const ulong AddressMask = 0x000F_FFFF_FFFF_F000UL;
     private const ulong PageSize = GuestLayout.PageSize;
+    private const ulong LargePageSize = 2UL << 20;
+    private const ulong FlagsMask = ~AddressMask & ~LargePage;
 
     private readonly byte* _memory;
     private readonly ulong _poolEnd;
     private ulong _nextTable;
+    private readonly Stack<ulong> _freeTables = new();
 
     /// <param name="memory">host pointer to guest-physical 0</param>
     /// <param name="poolStart">first guest-physical byte of the table pool (page-aligned)</param>
@@ -52,31 +56,59 @@ internal sealed unsafe class PageTables
         return entry;
     }
 
-    /// <summary>Sets the leaf entries of [virtualAddress, +length) to map the same physical addresses with the given access.</summary>
+    /// <summary>
+    /// Maps [virtualAddress, +length) onto the same physical addresses with the given access. Whole aligned 2 MiB
+    /// chunks get one large-page PDE: under shadow paging each first touch of a 4 KiB page is an exit, so large
+    /// pages make first touches of big allocations far cheaper. Partial changes split a large page first.
+    /// </summary>
     public void Map(ulong virtualAddress, ulong length, PageAccess access)
     {
         if (virtualAddress % PageSize != 0 || length % PageSize != 0) throw new ArgumentException("page-table ranges must be page-aligned");
-        for (ulong va = virtualAddress, end = virtualAddress + length; va < end; va += PageSize)
+        ulong end = virtualAddress + length;
+        for (ulong va = virtualAddress; va < end;)
         {
-            ulong entry = LeafEntry(va, access);
-            ulong* leaf = Walk(va, create: entry != 0);
-            if (leaf != null) *leaf = entry;
+            if (va % LargePageSize == 0 && end - va >= LargePageSize)
+            {
+                ulong entry = LeafEntry(va, access);
+                ulong* pde = WalkToDirectory(va, create: entry != 0);
+                if (pde != null)
+                {
+                    if ((*pde & Present) != 0 && (*pde & LargePage) == 0) _freeTables.Push(*pde & AddressMask);
+                    *pde = entry == 0 ? 0 : entry | LargePage;
+                }
+                va += LargePageSize;
+            }
+            else
+            {
+                ulong entry = LeafEntry(va, access);
+                ulong* leaf = WalkToLeaf(va, create: entry != 0);
+                if (leaf != null) *leaf = entry;
+                va += PageSize;
+            }
         }
     }
 
     /// <summary>Translates like the MMU would; false when some level is not present.</summary>
     public bool TryTranslate(ulong virtualAddress, out ulong physical, out ulong entry)
     {
-        ulong* leaf = Walk(virtualAddress, create: false);
+        ulong* pde = WalkToDirectory(virtualAddress, create: false);
+        if (pde != null && (*pde & (Present | LargePage)) == (Present | LargePage))
+        {
+            entry = *pde & ~LargePage;
+            physical = (*pde & AddressMask & ~(LargePageSize - 1)) | (virtualAddress & (LargePageSize - 1));
+            return true;
+        }
+        ulong* leaf = WalkToLeaf(virtualAddress, create: false);
         entry = leaf == null ? 0 : *leaf;
         physical = (entry & AddressMask) | (virtualAddress & (PageSize - 1));
         return (entry & Present) != 0;
     }
 
-    private ulong* Walk(ulong virtualAddress, bool create)
+    /// <summary>The PDE covering the address (creating the PML4E/PDPTE on the way when asked).</summary>
+    private ulong* WalkToDirectory(ulong virtualAddress, bool create)
     {
         ulong table = Root;
-        for (int shift = 39; shift > 12; shift -= 9)
+        for (int shift = 39; shift > 21; shift -= 9)
         {
             // SAFETY: table is a page inside the pool (allocated by AllocateTable or read from an entry we wrote).
             ulong* entry = (ulong*)(_memory + table) + ((virtualAddress >> shift) & 511);
@@ -89,11 +121,41 @@ internal sealed unsafe class PageTables
             table = *entry & AddressMask;
         }
         // SAFETY: as above, table is a pool page; the index is below 512.
-        return (ulong*)(_memory + table) + ((virtualAddress >> 12) & 511);
+        return (ulong*)(_memory + table) + ((virtualAddress >> 21) & 511);
+    }
+
+    /// <summary>The 4 KiB PTE for the address; a large page in the way is split into 512 equal PTEs first.</summary>
+    private ulong* WalkToLeaf(ulong virtualAddress, bool create)
+    {
+        ulong* pde = WalkToDirectory(virtualAddress, create);
+        if (pde == null) return null;
+        if ((*pde & Present) == 0)
+        {
+            if (!create) return null;
+            *pde = AllocateTable() | Present | Writable | UserAccessible;
+        }
+        else if ((*pde & LargePage) != 0)
+        {
+            ulong large = *pde;
+            ulong table = AllocateTable();
+            // SAFETY: table is a fresh pool page of 512 entries.
+            ulong* entries = (ulong*)(_memory + table);
+            ulong baseAddress = large & AddressMask & ~(LargePageSize - 1);
+            for (int i = 0; i < 512; i++) entries[i] = (baseAddress + (ulong)i * PageSize) | (large & FlagsMask);
+            *pde = table | Present | Writable | UserAccessible;
+        }
+        // SAFETY: the PDE now points at a pool page of 512 PTEs.
+        return (ulong*)(_memory + (*pde & AddressMask)) + ((virtualAddress >> 12) & 511);
     }
 
     private ulong AllocateTable()
     {
+        if (_freeTables.TryPop(out ulong reused))
+        {
+            // SAFETY: reused is a pool page that was released by a large mapping.
+            new Span<byte>(_memory + reused, (int)PageSize).Clear();
+            return reused;
+        }
         if (_nextTable + PageSize > _poolEnd) throw new InvalidOperationException("page-table pool exhausted");
         ulong table = _nextTable;
         _nextTable += PageSize;

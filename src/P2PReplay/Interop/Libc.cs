@@ -16,6 +16,7 @@ internal static class Libc
     public const int MAP_ANONYMOUS = 0x20;
     public const int MAP_NORESERVE = 0x4000;
     public const int MADV_DONTNEED = 4;
+    public const int MADV_HUGEPAGE = 14;
 
     public const int EINTR = 4;
     public const int EAGAIN = 11;

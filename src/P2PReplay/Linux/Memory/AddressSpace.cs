@@ -12,7 +12,7 @@ public sealed class AddressSpace
     /// <summary>Like Linux's vm.mmap_min_addr: the lowest 64 KiB are never mapped (NULL stays a fault; the VMM keeps its tables there).</summary>
     public const ulong MinAddress = 0x10000;
     public const ulong DefaultStackSize = 8 << 20;
-    private const ulong StackGap = 1 << 20;
+    private const ulong StackGap = 2 << 20; // keeps the mmap area 2 MiB-aligned, so large pages fit
 
     private readonly GuestMemory _memory;
     private readonly IPageMapper _mapper;
