@@ -44,6 +44,11 @@ public sealed class SignalState
 
     public ulong BlockedMask { get; set; }
 
+    /// <summary>Signals raised while blocked; acted on when unblocked.</summary>
+    public ulong PendingMask { get; set; }
+
+    public static ulong Bit(int signal) => 1UL << (signal - 1);
+
     public Action Get(int signal) => _actions[signal];
 
     public void Set(int signal, Action action) => _actions[signal] = action;

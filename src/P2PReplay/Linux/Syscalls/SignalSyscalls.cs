@@ -61,6 +61,7 @@ public static class SignalSyscalls
         }
         if (a.A2 != 0 && !p.Memory.TryWrite(a.A2, current)) return -Errno.EFAULT;
         p.Signals.BlockedMask = next & ~Unblockable;
+        DeliverUnblocked(p);
         return 0;
     }
 
@@ -84,16 +85,39 @@ public static class SignalSyscalls
         if (signal < 0 || signal > Signals.Count) return -Errno.EINVAL;
         if (!targetIsSelf) return -Errno.ESRCH;
         if (signal == 0) return 0;
+        bool blocked = (p.Signals.BlockedMask & SignalState.Bit(signal)) != 0 && signal is not (Signals.SIGKILL or Signals.SIGSTOP);
+        if (blocked)
+        {
+            p.Signals.PendingMask |= SignalState.Bit(signal);
+            return 0;
+        }
+        Act(p, signal);
+        return 0;
+    }
+
+    /// <summary>Acts on pending signals that are no longer blocked, lowest number first (as Linux does for standard signals).</summary>
+    private static void DeliverUnblocked(LinuxProcess p)
+    {
+        ulong ready = p.Signals.PendingMask & ~p.Signals.BlockedMask;
+        while (ready != 0 && !p.HasExited)
+        {
+            int signal = System.Numerics.BitOperations.TrailingZeroCount(ready) + 1;
+            p.Signals.PendingMask &= ~SignalState.Bit(signal);
+            ready &= ~SignalState.Bit(signal);
+            Act(p, signal);
+        }
+    }
+
+    private static void Act(LinuxProcess p, int signal)
+    {
         var action = p.Signals.Get(signal);
-        bool blocked = (p.Signals.BlockedMask & (1UL << (signal - 1))) != 0 && signal is not (Signals.SIGKILL or Signals.SIGSTOP);
-        if (blocked || action.Handler == SignalState.SigIgnore) return 0;
+        if (action.Handler == SignalState.SigIgnore) return;
         if (action.Handler == SignalState.SigDefault)
         {
             if (!Signals.DefaultIgnored(signal)) p.Terminate(ExitStatus.Killed(signal));
-            return 0;
+            return;
         }
         p.NoticeOnce("signal-handler", $"p2preplay: the guest raised {Signals.Name(signal)} with a handler installed; signal handlers are not supported yet, so it is fatal");
         p.Terminate(ExitStatus.Killed(signal));
-        return 0;
     }
 }
