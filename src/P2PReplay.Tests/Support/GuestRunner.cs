@@ -20,7 +20,7 @@ public static class GuestRunner
         argv.AddRange(args);
         var config = new VmConfiguration(File.ReadAllBytes(program), program, argv, env ?? [], root, memory);
         using var vm = MicroVm.Create(config, host, null);
-        var status = vm.Run();
+        var status = vm.Run() ?? throw new InvalidOperationException("the VM paused although nobody asked");
         return new RunResult(host.StdoutText, host.StderrText, status.ShellStatus, status, vm.Dispatcher.UnsupportedCalls);
     }
 

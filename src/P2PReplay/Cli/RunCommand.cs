@@ -75,7 +75,21 @@ internal static class RunCommand
             var config = BuildConfiguration(options);
             using var stderrTrace = options.TraceSyscalls ? new StreamWriter(Console.OpenStandardError()) { AutoFlush = true } : null;
             using var vm = MicroVm.Create(config, new RealHostEnvironment(), stderrTrace);
+            int interruptedBy = 0;
+            void Interrupt(System.Runtime.InteropServices.PosixSignalContext context)
+            {
+                context.Cancel = true;
+                interruptedBy = context.Signal == System.Runtime.InteropServices.PosixSignal.SIGTERM ? Signals.SIGTERM : Signals.SIGINT;
+                vm.Runner.RequestPause();
+            }
+            using var onInterrupt = System.Runtime.InteropServices.PosixSignalRegistration.Create(System.Runtime.InteropServices.PosixSignal.SIGINT, Interrupt);
+            using var onTerminate = System.Runtime.InteropServices.PosixSignalRegistration.Create(System.Runtime.InteropServices.PosixSignal.SIGTERM, Interrupt);
             var status = vm.Run();
+            if (status is null)
+            {
+                Console.Error.WriteLine($"p2preplay: stopped by {Signals.Name(interruptedBy)} after {vm.Runner.Exits} VM exits");
+                return 128 + interruptedBy;
+            }
             if (status.BySignal) Console.Error.WriteLine(CrashReport(status));
             foreach (var (number, name, calls) in vm.Dispatcher.UnsupportedCalls)
             {

@@ -22,6 +22,7 @@ internal static class KvmIoctls
     public static readonly nuint SetSregs = Ioc(IocWrite, 0x84, 312);
     public static readonly nuint SetMsrs = Ioc(IocWrite, 0x89, 8);
     public static readonly nuint SetCpuid2 = Ioc(IocWrite, 0x90, 8);
+    public static readonly nuint SetSignalMask = Ioc(IocWrite, 0x8B, 4);
     public static readonly nuint EnableCap = Ioc(IocWrite, 0xA3, 104);
     public static readonly nuint SetXcrs = Ioc(IocWrite, 0xA7, 392);
 }

@@ -50,6 +50,16 @@ internal sealed unsafe class KvmVcpu : IDisposable
         throw new KvmException($"KVM_RUN failed: {new System.ComponentModel.Win32Exception(errno).Message} (errno {errno})");
     }
 
+    /// <summary>KVM_SET_SIGNAL_MASK: the signal mask in force while the thread is inside KVM_RUN (64-bit kernel sigset).</summary>
+    public void SetSignalMask(ulong mask)
+    {
+        byte* buffer = stackalloc byte[4 + 8];
+        // SAFETY: buffer is struct kvm_signal_mask { u32 len; u8 sigset[8]; }.
+        *(uint*)buffer = 8;
+        *(ulong*)(buffer + 4) = mask;
+        if (NativeIoctl.Ioctl(_fd.Fd, KvmIoctls.SetSignalMask, buffer) < 0) throw KvmException.FromErrno("KVM_SET_SIGNAL_MASK");
+    }
+
     public KvmRegs GetRegs()
     {
         KvmRegs regs;

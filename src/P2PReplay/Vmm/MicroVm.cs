@@ -95,7 +95,8 @@ internal sealed unsafe class MicroVm : IDisposable
         }
     }
 
-    public ExitStatus Run() => Runner.Run();
+    /// <summary>Runs the guest until it exits (its status) or is paused from another thread (null).</summary>
+    public ExitStatus? Run() => Runner.Run() == VcpuState.Exited ? Process.Exit : null;
 
     /// <summary>GDT, IDT, TSS with its I/O bitmap, the stubs, and the page-table entries that map them.</summary>
     private static void WriteSystemStructures(byte* memory, PageTables tables)

@@ -1,4 +1,5 @@
 using P2PReplay.Guest;
+using P2PReplay.Interop;
 using P2PReplay.Kvm;
 using P2PReplay.Linux;
 using P2PReplay.Linux.Syscalls;
@@ -24,6 +25,9 @@ internal sealed class VcpuRunner
     private readonly LinuxProcess _process;
     private readonly SyscallDispatcher _dispatcher;
     private readonly VcpuContext _context;
+    private volatile bool _pauseRequested;
+    private nuint _thread;
+    private volatile bool _inRunLoop;
 
     public VcpuRunner(KvmVcpu vcpu, LinuxProcess process, SyscallDispatcher dispatcher)
     {
@@ -42,21 +46,62 @@ internal sealed class VcpuRunner
     /// <summary>Set when a syscall arrived at CPL3 (kvm_pvm): the host cannot trap rdtsc or CPUID.</summary>
     public bool SawUserModeSyscall { get; private set; }
 
-    public ExitStatus Run()
+    /// <summary>Runs until the guest exits or another thread asks for a pause; returns the new state.</summary>
+    public VcpuState Run()
     {
-        if (State == VcpuState.Exited) return _process.Exit!;
+        if (State == VcpuState.Exited) return State;
+        PrepareThread();
         State = VcpuState.Running;
         _vcpu.ValidRegs = KvmRunLayout.SyncX86Regs | KvmRunLayout.SyncX86Sregs;
-        _vcpu.DirtyRegs = 0;
-        while (State == VcpuState.Running)
+        _inRunLoop = true;
+        try
         {
-            int error = _vcpu.RunOnce();
-            if (error != 0) continue; // EINTR/EAGAIN: a kick; nothing asks for a pause yet, so run on
-            Exits++;
-            HandleExit();
-            if (_process.HasExited) State = VcpuState.Exited;
+            while (State == VcpuState.Running)
+            {
+                if (_pauseRequested)
+                {
+                    _pauseRequested = false;
+                    State = VcpuState.Paused;
+                    break;
+                }
+                int error = _vcpu.RunOnce();
+                if (error != 0)
+                {
+                    // Kicked (EINTR) or asked to leave before entry (immediate_exit): consume the kick, then look at the request.
+                    KickSignal.DrainPending();
+                    _vcpu.ImmediateExit = 0;
+                    continue;
+                }
+                Exits++;
+                HandleExit();
+                if (_process.HasExited) State = VcpuState.Exited;
+            }
         }
-        return _process.Exit!;
+        finally
+        {
+            _inRunLoop = false;
+        }
+        return State;
+    }
+
+    /// <summary>
+    /// Asks the run loop to stop at the next exit, from any thread: immediate_exit covers a vCPU about to enter
+    /// KVM_RUN, the kick signal one that is inside it.
+    /// </summary>
+    public void RequestPause()
+    {
+        _pauseRequested = true;
+        _vcpu.ImmediateExit = 1;
+        if (_inRunLoop && _thread != 0) KickSignal.Send(_thread);
+    }
+
+    private void PrepareThread()
+    {
+        nuint current = KickSignal.CurrentThread();
+        if (current == _thread) return;
+        ulong previousMask = KickSignal.BlockInCurrentThread();
+        _vcpu.SetSignalMask(previousMask & ~KickSignal.Bit);
+        _thread = current;
     }
 
     private void HandleExit()
