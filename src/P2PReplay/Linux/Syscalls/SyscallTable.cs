@@ -13,6 +13,7 @@ public static class SyscallTable
     public static IEnumerable<IEnumerable<SyscallDescriptor>> Families()
     {
         yield return FileSyscalls.Descriptors();
+        yield return PathSyscalls.Descriptors();
         yield return MemorySyscalls.Descriptors();
         yield return ProcessSyscalls.Descriptors();
         yield return SignalSyscalls.Descriptors();
