@@ -65,8 +65,15 @@ public static class GuestRunner
         using var process = Process.Start(info)!;
         var stdout = process.StandardOutput.ReadToEndAsync();
         var stderr = process.StandardError.ReadToEndAsync();
-        if (stdin is not null) process.StandardInput.BaseStream.Write(stdin);
-        process.StandardInput.Close();
+        try
+        {
+            if (stdin is not null) process.StandardInput.BaseStream.Write(stdin);
+            process.StandardInput.Close();
+        }
+        catch (IOException)
+        {
+            // The program ended without reading all of its input (a broken pipe), as many do.
+        }
         if (!process.WaitForExit(60_000))
         {
             process.Kill(entireProcessTree: true);
