@@ -90,10 +90,22 @@ public sealed class CliTests
     [Fact]
     public void A_program_larger_than_guest_memory_is_refused()
     {
-        var r = GuestRunner.Cli(["run", "--memory", "16M", "--", Repo.Busybox, "true"]);
-        Assert.Equal(2, r.ExitCode);
-        Assert.Contains("does not fit", r.Stderr);
-        Assert.Contains("--memory", r.Stderr);
+        // A program whose bss alone is 64 MiB, in 16 MiB of guest memory.
+        byte[] elf = Guest.ElfImageTests.BuildElf();
+        System.Buffers.Binary.BinaryPrimitives.WriteUInt64LittleEndian(elf.AsSpan(64 + 56 + 40), 64UL << 20);
+        string path = Path.Combine(Path.GetTempPath(), $"p2p-big-{Guid.NewGuid():N}");
+        File.WriteAllBytes(path, elf);
+        try
+        {
+            var r = GuestRunner.Cli(["run", "--memory", "16M", "--", path]);
+            Assert.Equal(2, r.ExitCode);
+            Assert.Contains("does not fit", r.Stderr);
+            Assert.Contains("--memory", r.Stderr);
+        }
+        finally
+        {
+            File.Delete(path);
+        }
     }
 
     [Fact]

@@ -41,15 +41,24 @@ public sealed class BusyboxTests
         new[] { "sed", "-e", "s/an/AN/g", "-e", "/cherry/d", "fruit.txt" },
         new[] { "grep", "-n", "an", "fruit.txt" },
         new[] { "grep", "-c", "nothing", "fruit.txt" },
-        new[] { "ls", "-1" },
         new[] { "ls", "sub" },
         new[] { "date", "-u", "-d", "@1700000000", "+%Y-%m-%d %H:%M:%S" },
         new[] { "sleep", "0.05" },
         new[] { "sh", "-c", "x=0; for i in 1 2 3 4 5; do x=$((x + i * i)); done; echo sum=$x" },
         new[] { "sh", "-c", "f() { echo \"f($1)=$(( $1 * 2 ))\"; return 3; }; f 21; echo status=$?" },
-        new[] { "sh", "-c", "i=0; while [ $i -lt 3 ]; do echo line $i; i=$((i+1)); done; cat <<EOF\nhere $i\nEOF\n" },
+        new[] { "sh", "-c", "i=0; while [ $i -lt 3 ]; do echo line $i; i=$((i+1)); done; while read -r w n; do echo \"$n:$w\"; done <<EOF\nhere $i\nthere $((i * 2))\nEOF\n" },
         new[] { "sh", "-c", "echo one > out.txt; echo two >> out.txt; while read l; do echo got $l; done < out.txt" },
-        new[] { "sh", "-c", "mkdir -p d/e && echo x > d/e/f && cp d/e/f g && mv g h && rm d/e/f && ls -R d h" },
+        new[] { "sh", "-c", "set -- a b c; echo $# $*; shift; echo $1; case $2 in c) echo matched;; esac; x=hello; echo ${#x} $((7 % 3))" },
+        new[] { "ls", "-1", "-a", "sub" },
+        new[] { "mkdir", "-p", "d/e/f" },
+        new[] { "mkdir", "sub" },
+        new[] { "cp", "fruit.txt", "sub/copy.txt" },
+        new[] { "cp", "nothing", "x" },
+        new[] { "mv", "fruit.txt", "sub/" },
+        new[] { "mv", "nothing", "x" },
+        new[] { "rm", "numbers.csv" },
+        new[] { "rm", "-r", "sub" },
+        new[] { "rm", "nothing" },
         new[] { "sh", "-c", "exit 7" },
     };
 
@@ -63,7 +72,7 @@ public sealed class BusyboxTests
         {
             var native = GuestRunner.Native(Repo.Busybox, args, nativeDir, stdin: stdin);
             var vm = GuestRunner.InVm(Repo.Busybox, args, vmRoot, stdin: stdin);
-            Assert.True(native.Stdout == vm.Stdout && native.ExitCode == vm.ExitCode,
+            Assert.True(native.Stdout == vm.Stdout && native.ExitCode == vm.ExitCode && native.Stderr == vm.Stderr,
                 $"native:\n{GuestRunner.Describe(native)}\nvm:\n{GuestRunner.Describe(vm)}");
             // The image is read-only: whatever the guest wrote stayed in its writable layer.
             Assert.Equal(Text, File.ReadAllText(Path.Combine(vmRoot, "fruit.txt")));
@@ -94,9 +103,11 @@ public sealed class BusyboxTests
             Assert.Equal(0, gunzip.ExitCode);
             Assert.Equal(Text, gunzip.Stdout);
             // gunzip also writes a file: in the VM it lands in the writable layer, never in the image.
+            File.Delete(Path.Combine(root, "fruit.txt"));
             var inPlace = GuestRunner.InVm(Repo.Busybox, ["gunzip", "fruit.txt.gz"], root);
             Assert.Equal(0, inPlace.ExitCode);
             Assert.True(File.Exists(Path.Combine(root, "fruit.txt.gz")));
+            Assert.False(File.Exists(Path.Combine(root, "fruit.txt")));
         }
         finally
         {

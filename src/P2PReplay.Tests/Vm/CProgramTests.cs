@@ -16,7 +16,7 @@ public sealed class CProgramTests
             data.Add(libc, "exitcode", ["42"]);
             data.Add(libc, "argv_env", ["one", "two words", "", "HOME", "GREETING", "MISSING"]);
             data.Add(libc, "malloc", []);
-            data.Add(libc, "files", ["work"]);
+            data.Add(libc, "files", ["scratch"]);
             data.Add(libc, "time", []);
             data.Add(libc, "random", []);
         }

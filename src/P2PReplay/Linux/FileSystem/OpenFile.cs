@@ -45,6 +45,12 @@ public abstract class OpenFile
     /// <summary>FIONREAD: bytes that a read would return now.</summary>
     public virtual long BytesAvailable => 0;
 
+    /// <summary>
+    /// poll(2) readiness (POLLIN 0x1, POLLOUT 0x4, POLLERR 0x8, POLLHUP 0x10). Files, devices and the host's stdio
+    /// are always ready: a read of stdin blocks on the host, as a read of a terminal would.
+    /// </summary>
+    public virtual short PollEvents => 0x1 | 0x4;
+
     /// <summary>Called when the last descriptor referring to the description is closed.</summary>
     protected internal virtual void Released() { }
 }

@@ -104,6 +104,10 @@ public sealed class PipeEnd : OpenFile
 
     public override long BytesAvailable => IsReadEnd ? Pipe.Count : 0;
 
+    public override short PollEvents => IsReadEnd
+        ? (short)((Pipe.Count > 0 ? 0x1 : 0) | (Pipe.Writers == 0 ? 0x10 : 0))
+        : (short)(Pipe.Readers == 0 ? 0x8 : Pipe.Count < Pipe.Capacity ? 0x4 : 0);
+
     public override long PRead(Span<byte> buffer, long offset) => -Errno.ESPIPE;
 
     public override long Read(LinuxProcess process, Span<byte> buffer) =>

@@ -19,6 +19,7 @@ public static class SyscallTable
         yield return SignalSyscalls.Descriptors();
         yield return TimeSyscalls.Descriptors();
         yield return MiscSyscalls.Descriptors();
+        yield return PollSyscalls.Descriptors();
     }
 
     private static SyscallDescriptor[] Build()

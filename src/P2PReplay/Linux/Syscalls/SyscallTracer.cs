@@ -52,7 +52,7 @@ public sealed class SyscallTracer(TextWriter output)
         {
             case ArgKind.Int:
             case ArgKind.Fd:
-                line.Append(unchecked((long)value) is var v && v == (int)v ? (int)v : unchecked((long)value));
+                line.Append(unchecked((int)value)); // the kernel reads int arguments from the low 32 bits
                 break;
             case ArgKind.DirFd:
                 if (unchecked((int)value) == AtFdCwd) line.Append("AT_FDCWD");
