@@ -16,13 +16,15 @@ out/p2preplay run -- tests/guests/build/musl/hello
 echo
 echo "==> p2preplay run -- /bin/busybox sh -c '...'   (a shell script inside the VM)"
 out/p2preplay run --env GREETING=hello -- /bin/busybox sh -c '
-fib() { a=0; b=1; i=0; while [ $i -lt $1 ]; do t=$((a+b)); a=$b; b=$t; i=$((i+1)); done; echo $a; }
-echo "$GREETING from a KVM microVM: fib(50) = $(fib 50)"
-cat <<DOC > /tmp/note.txt
-written inside the VM, in its writable layer
-DOC
+fib() { a=0; b=1; i=0; while [ $i -lt $1 ]; do t=$((a + b)); a=$b; b=$t; i=$((i + 1)); done; }
+fib 50
+echo "$GREETING from a KVM microVM: fib(50) = $a"
+echo "written inside the VM, to its writable layer" > /tmp/note.txt
 while read -r line; do echo "read back: $line"; done < /tmp/note.txt
 '
+echo
+echo "==> p2preplay run -- /bin/busybox sha256sum /proc/self/exe"
+out/p2preplay run -- /bin/busybox sha256sum /proc/self/exe
 echo
 echo "==> a crash is reported like a shell would:"
 out/p2preplay run -- tests/guests/build/glibc/nullderef || echo "(exit status $?)"
