@@ -13,6 +13,10 @@ public sealed class FakeHost(byte[]? stdin = null, int seed = 1) : IHostEnvironm
 
     public long Monotonic { get; set; } = 1_000_000_000L;
 
+    /// <summary>How far both clocks move at each monotonic read (0: only Sleep moves them). Guests that check that
+    /// time advances between two reads want a small step.</summary>
+    public long ClockStep { get; set; }
+
     public MemoryStream Stdout { get; } = new();
 
     public MemoryStream Stderr { get; } = new();
@@ -29,7 +33,12 @@ public sealed class FakeHost(byte[]? stdin = null, int seed = 1) : IHostEnvironm
         return Realtime;
     }
 
-    public long MonotonicNanoseconds() => Monotonic;
+    public long MonotonicNanoseconds()
+    {
+        Monotonic += ClockStep;
+        Realtime += ClockStep;
+        return Monotonic;
+    }
 
     public void Sleep(long nanoseconds)
     {

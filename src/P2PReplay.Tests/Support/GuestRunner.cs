@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Text;
 using P2PReplay.Linux;
+using P2PReplay.Tests.Fakes;
 using P2PReplay.Vmm;
 
 namespace P2PReplay.Tests.Support;
@@ -13,9 +14,9 @@ public static class GuestRunner
 {
     /// <summary>Runs in a fresh VM with a deterministic host. The image root (if any) is the VM's read-only root.</summary>
     public static RunResult InVm(string program, IReadOnlyList<string> args, string? root = null, IReadOnlyList<string>? env = null,
-        byte[]? stdin = null, ulong memory = VmConfiguration.DefaultMemorySize, CapturingHost? host = null)
+        byte[]? stdin = null, ulong memory = VmConfiguration.DefaultMemorySize, FakeHost? host = null)
     {
-        host ??= new CapturingHost(stdin);
+        host ??= new FakeHost(stdin) { ClockStep = 1000 };
         var argv = new List<string> { program };
         argv.AddRange(args);
         var config = new VmConfiguration(File.ReadAllBytes(program), program, argv, env ?? [], root, memory);

@@ -1,3 +1,4 @@
+using P2PReplay.Tests.Fakes;
 using P2PReplay.Tests.Support;
 
 namespace P2PReplay.Tests.Vm;
@@ -93,7 +94,7 @@ public sealed class BusyboxTests
         string root = MakeTree();
         try
         {
-            var packHost = new CapturingHost();
+            var packHost = new FakeHost { ClockStep = 1000 };
             var gz = GuestRunner.InVm(Repo.Busybox, ["gzip", "-c", "-9", "fruit.txt"], root, host: packHost);
             Assert.Equal(0, gz.ExitCode);
             byte[] packed = packHost.Stdout.ToArray();

@@ -1,4 +1,5 @@
 using P2PReplay.Linux;
+using P2PReplay.Tests.Fakes;
 using P2PReplay.Tests.Support;
 
 namespace P2PReplay.Tests.Vm;
@@ -52,7 +53,7 @@ public sealed class CProgramTests
     {
         byte[] input = new byte[200_000];
         new Random(7).NextBytes(input);
-        var host = new CapturingHost(input);
+        var host = new FakeHost(input) { ClockStep = 1000 };
         var vm = GuestRunner.InVm(Repo.Guest(libc, "stdin_cat"), [], host: host);
         Assert.Equal(0, vm.ExitCode);
         Assert.Equal(input, host.Stdout.ToArray());

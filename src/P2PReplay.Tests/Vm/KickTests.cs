@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using P2PReplay.Tests.Fakes;
 using P2PReplay.Tests.Support;
 using P2PReplay.Vmm;
 
@@ -11,7 +12,7 @@ public sealed class KickTests
     public void A_spinning_guest_is_paused_from_another_thread_and_resumes()
     {
         string program = Repo.Guest("musl", "spin");
-        var host = new CapturingHost();
+        var host = new FakeHost { ClockStep = 1000 };
         var config = new VmConfiguration(File.ReadAllBytes(program), program, [program], [], null, VmConfiguration.DefaultMemorySize);
         using var vm = MicroVm.Create(config, host, null);
         for (int round = 0; round < 3; round++)

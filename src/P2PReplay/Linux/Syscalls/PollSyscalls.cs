@@ -29,13 +29,7 @@ public static class PollSyscalls
 
     private static long Ppoll(LinuxProcess p, in SyscallArgs a)
     {
-        long? timeout = null;
-        if (a.A2 != 0)
-        {
-            if (!p.Memory.TryRead(a.A2, out long seconds) || !p.Memory.TryRead(a.A2 + 8, out long nanos)) return -Errno.EFAULT;
-            if (seconds < 0 || nanos < 0 || nanos >= 1_000_000_000) return -Errno.EINVAL;
-            timeout = seconds > 1_000_000_000 ? long.MaxValue : seconds * 1_000_000_000 + nanos;
-        }
+        if (!TryReadTimeout(p, a.A2, out long? timeout, out long error)) return error;
         return DoPoll(p, a.A0, a.A1, timeout);
     }
 
@@ -60,6 +54,20 @@ public static class PollSyscalls
             if (revents != 0) ready++;
         }
         return ready > 0 ? ready : Wait(p, timeoutNs);
+    }
+
+    /// <summary>An optional struct timespec timeout (NULL: wait without end).</summary>
+    private static bool TryReadTimeout(LinuxProcess p, ulong address, out long? timeout, out long error)
+    {
+        timeout = null;
+        error = 0;
+        if (address == 0) return true;
+        switch (TimeSyscalls.ReadTimespec(p, address))
+        {
+            case null: error = -Errno.EFAULT; return false;
+            case < 0: error = -Errno.EINVAL; return false;
+            case var ns: timeout = ns; return true;
+        }
     }
 
     /// <summary>Nothing is ready: sleep out a finite timeout; an endless wait could never end in a single process.</summary>
@@ -91,13 +99,7 @@ public static class PollSyscalls
 
     private static long Pselect6(LinuxProcess p, in SyscallArgs a)
     {
-        long? timeout = null;
-        if (a.A4 != 0)
-        {
-            if (!p.Memory.TryRead(a.A4, out long seconds) || !p.Memory.TryRead(a.A4 + 8, out long nanos)) return -Errno.EFAULT;
-            if (seconds < 0 || nanos < 0 || nanos >= 1_000_000_000) return -Errno.EINVAL;
-            timeout = seconds > 1_000_000_000 ? long.MaxValue : seconds * 1_000_000_000 + nanos;
-        }
+        if (!TryReadTimeout(p, a.A4, out long? timeout, out long error)) return error;
         return DoSelect(p, a.Int(0), a.A1, a.A2, a.A3, timeout);
     }
 

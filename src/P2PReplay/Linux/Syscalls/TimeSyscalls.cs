@@ -35,7 +35,8 @@ public static class TimeSyscalls
     private static bool WriteTimespec(LinuxProcess p, ulong address, long nanoseconds) =>
         p.Memory.TryWrite(address, nanoseconds / NanosPerSecond) && p.Memory.TryWrite(address + 8, nanoseconds % NanosPerSecond);
 
-    private static long? ReadTimespec(LinuxProcess p, ulong address)
+    /// <summary>A struct timespec in nanoseconds: null when unreadable (EFAULT), -1 when invalid (EINVAL).</summary>
+    public static long? ReadTimespec(LinuxProcess p, ulong address)
     {
         if (!p.Memory.TryRead(address, out long seconds) || !p.Memory.TryRead(address + 8, out long nanos)) return null;
         if (seconds < 0 || nanos < 0 || nanos >= NanosPerSecond) return -1;
