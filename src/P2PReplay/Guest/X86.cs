@@ -20,6 +20,9 @@ internal static class X86
     // RFLAGS: bit 1 is reserved and always 1; IF bit 9; TF bit 8; DF bit 10; AC bit 18.
     public const ulong RflagsReserved = 1UL << 1, RflagsTf = 1UL << 8, RflagsIf = 1UL << 9, RflagsDf = 1UL << 10, RflagsAc = 1UL << 18;
 
+    /// <summary>RFLAGS as SYSRET loads it from R11 (SDM 2B SYSRET): RF (16) and VM (17) cleared, reserved bit 1 set.</summary>
+    public static ulong SysretFlags(ulong r11) => (r11 & 0x3C7FD7UL) | RflagsReserved;
+
     // XCR0 (SDM 1 §13.3): x87 bit 0, SSE bit 1, AVX bit 2.
     public const ulong Xcr0X87 = 1, Xcr0Sse = 2, Xcr0Avx = 4;
 

@@ -23,4 +23,10 @@ public interface ICpuContext
 
     /// <summary>The registers as of the syscall; writes take effect when the vCPU resumes.</summary>
     ref UserRegisters Registers { get; }
+
+    /// <summary>
+    /// The user-mode registers the guest resumes with after the current exit, the same on every hypervisor
+    /// (on VMX/SVM a syscall's return is still pending in the stub's SYSRET; this applies it). For state digests.
+    /// </summary>
+    UserRegisters ResumeRegisters { get; }
 }

@@ -46,6 +46,9 @@ public sealed class LinuxProcess
 
     public int ThreadId => ProcessId;
 
+    /// <summary>The syscall being handled (-1 between syscalls): logged with each input, for divergence reports.</summary>
+    public int CurrentSyscall { get; internal set; } = -1;
+
     /// <summary>set_tid_address: cleared (and futex-woken) at thread exit.</summary>
     public ulong ClearChildTid { get; set; }
 
@@ -78,5 +81,6 @@ public sealed class LinuxProcess
         public ulong FsBase { get; set; }
         public ulong GsBase { get; set; }
         public ref UserRegisters Registers => ref _registers;
+        public UserRegisters ResumeRegisters => _registers;
     }
 }

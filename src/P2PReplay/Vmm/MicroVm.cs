@@ -24,8 +24,11 @@ internal sealed unsafe class MicroVm : IDisposable
     private readonly SafeMappedMemory _memory;
     private readonly KvmVcpu _vcpu;
 
-    private MicroVm(KvmSystem kvm, KvmVm vm, SafeMappedMemory memory, KvmVcpu vcpu, LinuxProcess process, SyscallDispatcher dispatcher)
+    private MicroVm(KvmSystem kvm, KvmVm vm, SafeMappedMemory memory, KvmVcpu vcpu, LinuxProcess process, SyscallDispatcher dispatcher,
+        KvmCpuidEntry2[] cpuid, HostCpu hostCpu)
     {
+        Cpuid = cpuid;
+        HostCpu = hostCpu;
         _kvm = kvm;
         _vm = vm;
         _memory = memory;
@@ -40,6 +43,11 @@ internal sealed unsafe class MicroVm : IDisposable
     public SyscallDispatcher Dispatcher { get; }
 
     public VcpuRunner Runner { get; }
+
+    /// <summary>The CPUID baseline the guest sees.</summary>
+    public KvmCpuidEntry2[] Cpuid { get; }
+
+    public HostCpu HostCpu { get; }
 
     /// <summary>True when the host runs CPL3 syscalls without a privilege change (kvm_pvm): rdtsc/cpuid cannot be trapped there.</summary>
     public bool IsShadowHypervisor => Runner.SawUserModeSyscall;
@@ -78,12 +86,13 @@ internal sealed unsafe class MicroVm : IDisposable
             var extraFiles = new Dictionary<string, byte[]>(StringComparer.Ordinal) { [config.ProgramGuestPath] = config.Program };
             var fileSystem = new VirtualFileSystem(config.ImageRoot, extraFiles);
             var process = new LinuxProcess(guestMemory, new KvmPageMapper(tables, memory), host, fileSystem, config.ProgramGuestPath);
-            var cpuid = CpuidBaseline.Normalize(kvm.GetSupportedCpuid());
+            var supported = kvm.GetSupportedCpuid();
+            var cpuid = config.Cpuid ?? CpuidBaseline.Normalize(supported);
             ulong stackPointer = LoadProgram(process, elf, bias, config, cpuid, host);
 
             vcpu = vm.CreateVcpu(0);
             ConfigureVcpu(vcpu, cpuid, tables.Root, elf.Entry + bias, stackPointer);
-            return new MicroVm(kvm, vm, memory, vcpu, process, new SyscallDispatcher(trace));
+            return new MicroVm(kvm, vm, memory, vcpu, process, new SyscallDispatcher(trace), cpuid, HostCpu.Describe(supported));
         }
         catch
         {

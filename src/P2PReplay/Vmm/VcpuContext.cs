@@ -1,4 +1,5 @@
 using System.Runtime.CompilerServices;
+using P2PReplay.Guest;
 using P2PReplay.Kvm;
 using P2PReplay.Linux;
 
@@ -29,4 +30,19 @@ internal sealed class VcpuContext(KvmVcpu vcpu) : ICpuContext
 
     // KvmRegs and UserRegisters have the same layout (18 quadwords in kvm_regs order); a unit test checks it.
     public ref UserRegisters Registers => ref Unsafe.As<KvmRegs, UserRegisters>(ref vcpu.SyncRegs);
+
+    public UserRegisters ResumeRegisters
+    {
+        get
+        {
+            var registers = Registers;
+            if (registers.Rip == GuestLayout.SyscallStubAddress + 2 && vcpu.SyncSregs.Cs.Dpl == 0)
+            {
+                // VMX/SVM: the stub's SYSRETQ is still to run; apply it (SDM 2B SYSRET) so digests match kvm_pvm.
+                registers.Rip = registers.Rcx;
+                registers.Rflags = X86.SysretFlags(registers.R11);
+            }
+            return registers;
+        }
+    }
 }

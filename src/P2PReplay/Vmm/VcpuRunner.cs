@@ -6,6 +6,14 @@ using P2PReplay.Linux.Syscalls;
 
 namespace P2PReplay.Vmm;
 
+/// <summary>Called on the vCPU thread after every handled exit (record/replay hangs its digests and checks here).</summary>
+internal interface IExitObserver
+{
+    /// <param name="exit">the exit's ordinal (1-based)</param>
+    /// <param name="guestExited">the guest ended at this exit</param>
+    void AfterExit(long exit, bool guestExited);
+}
+
 /// <summary>The run loop's states: other threads may only ask for Paused; Exited is final.</summary>
 internal enum VcpuState
 {
@@ -39,6 +47,8 @@ internal sealed class VcpuRunner
     }
 
     public VcpuState State { get; private set; } = VcpuState.Paused;
+
+    public IExitObserver? Observer { get; set; }
 
     /// <summary>VM exits handled so far.</summary>
     public long Exits { get; private set; }
@@ -75,6 +85,7 @@ internal sealed class VcpuRunner
                 Exits++;
                 HandleExit();
                 if (_process.HasExited) State = VcpuState.Exited;
+                Observer?.AfterExit(Exits, _process.HasExited);
             }
         }
         finally
@@ -156,7 +167,7 @@ internal sealed class VcpuRunner
             // kvm_pvm: SYSCALL did not enter CPL0, so SYSRETQ would #GP; return to the caller ourselves.
             SawUserModeSyscall = true;
             regs.Rip = regs.Rcx;
-            regs.Rflags = (regs.R11 & 0x3C7FD7UL) | X86.RflagsReserved; // as SYSRET: RF and VM cleared, reserved bit set
+            regs.Rflags = X86.SysretFlags(regs.R11);
         }
         _vcpu.DirtyRegs |= KvmRunLayout.SyncX86Regs;
     }

@@ -9,6 +9,9 @@ internal sealed record VmConfiguration(
     string? ImageRoot,
     ulong MemorySize)
 {
+    /// <summary>The CPUID the guest sees; null: this host's baseline (a replay passes the recorded one).</summary>
+    public Kvm.KvmCpuidEntry2[]? Cpuid { get; init; }
+
     public const ulong DefaultMemorySize = 512UL << 20;
     public const ulong MinimumMemorySize = 16UL << 20;
 }

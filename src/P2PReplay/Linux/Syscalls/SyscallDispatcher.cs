@@ -26,7 +26,9 @@ public sealed class SyscallDispatcher
             return -Errno.ENOSYS;
         }
         var row = _table[args.Number];
+        process.CurrentSyscall = args.Number;
         long result = row.Handler(process, args);
+        process.CurrentSyscall = -1;
         if (row.Level == SupportLevel.Unsupported) CountUnsupported(args.Number);
         _tracer?.Trace(process, row, args, result);
         return result;
