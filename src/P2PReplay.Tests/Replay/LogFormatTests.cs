@@ -148,6 +148,33 @@ public sealed class LogFormatTests
     }
 
     [Fact]
+    public void A_failed_write_stops_the_writer()
+    {
+        var output = new FailingStream(failAfter: 200);
+        var writer = new LogWriter(output);
+        writer.Append(1, new byte[100]);
+        writer.Flush();
+        writer.Append(2, Incompressible(new Random(7), 300));
+        Assert.Throws<IOException>(() => writer.Flush());
+        Assert.Throws<InvalidOperationException>(() => writer.Append(3, [1]));
+        Assert.Throws<InvalidOperationException>(() => writer.Complete(4, []));
+        writer.Dispose();
+        var (records, end, _) = ReadAll(new MemoryStream(output.ToArray()));
+        Assert.Equal(LogEnd.Truncated, end);
+        Assert.Equal([1], records.Select(r => r.Kind));
+    }
+
+    private sealed class FailingStream(int failAfter) : MemoryStream
+    {
+        public override void Write(ReadOnlySpan<byte> buffer)
+        {
+            int room = failAfter - (int)Length;
+            base.Write(buffer[..Math.Clamp(room, 0, buffer.Length)]);
+            if (room < buffer.Length) throw new IOException("disk full");
+        }
+    }
+
+    [Fact]
     public void Bytes_after_the_final_chunk_are_corruption()
     {
         var (log, expected, ends, _) = SmallLog();

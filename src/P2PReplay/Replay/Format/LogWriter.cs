@@ -54,7 +54,7 @@ public sealed class LogWriter : IDisposable
     /// <summary>Buffers a record; emits a chunk once the buffer reaches the target size. A record larger than the target gets a chunk of its own.</summary>
     public void Append(byte kind, ReadOnlySpan<byte> payload)
     {
-        ObjectDisposedException.ThrowIf(_disposed, this);
+        ThrowIfUnusable();
         if (_completed) throw new InvalidOperationException("the log is complete; no record can follow the trailer");
         AppendRecord(kind, payload);
         if (_buffered >= _chunkTargetBytes) EmitChunk(final: false);
@@ -63,7 +63,7 @@ public sealed class LogWriter : IDisposable
     /// <summary>Emits the buffered records as a chunk now and flushes the stream (at digests, and whenever a replica must see the data).</summary>
     public void Flush()
     {
-        ObjectDisposedException.ThrowIf(_disposed, this);
+        ThrowIfUnusable();
         if (_completed) return;
         if (_bufferedRecords > 0) EmitChunk(final: false);
         FlushStream();
@@ -72,7 +72,7 @@ public sealed class LogWriter : IDisposable
     /// <summary>Writes the trailer record (after any buffered records) in the final chunk and flushes. Nothing may be appended afterwards.</summary>
     public void Complete(byte trailerKind, ReadOnlySpan<byte> trailerPayload)
     {
-        ObjectDisposedException.ThrowIf(_disposed, this);
+        ThrowIfUnusable();
         if (_completed) throw new InvalidOperationException("the log is already complete");
         AppendRecord(trailerKind, trailerPayload);
         EmitChunk(final: true);
@@ -98,6 +98,13 @@ public sealed class LogWriter : IDisposable
             _compressor.Dispose();
             if (!_leaveOpen) _output.Dispose();
         }
+    }
+
+    private void ThrowIfUnusable()
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        // A failed write may have left half a chunk in the stream; chunks after it would only hide where the log broke.
+        if (_failed) throw new InvalidOperationException("an earlier write to the log failed; the log ends at its last whole chunk");
     }
 
     private void AppendRecord(byte kind, ReadOnlySpan<byte> payload)
