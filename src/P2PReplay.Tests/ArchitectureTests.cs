@@ -14,6 +14,7 @@ public sealed partial class ArchitectureTests
     [InlineData("Kvm", new[] { "Guest", "Vmm", "Linux", "Cli" })]
     [InlineData("Interop", new[] { "Kvm", "Guest", "Vmm", "Linux", "Cli" })]
     [InlineData("Vmm", new[] { "Cli" })]
+    [InlineData("Replay/Format", new[] { "Kvm", "Guest", "Vmm", "Linux", "Interop", "Cli" })]
     public void Subsystem_does_not_depend_on(string folder, string[] forbidden)
     {
         foreach (string file in Directory.GetFiles(Path.Combine(Source, folder), "*.cs", SearchOption.AllDirectories))
