@@ -7,8 +7,13 @@ internal static class CommandLine
         usage: p2preplay <command> [options]
 
         commands:
-          run [--root DIR] [--memory SIZE] [--env K=V]... [--trace-syscalls] -- PROGRAM [ARGS...]
-                  run a static x86-64 Linux program in a fresh KVM microVM
+          run [--root DIR] [--memory SIZE] [--env K=V]... [--trace-syscalls] [--record LOG [--digest-every N]]
+              -- PROGRAM [ARGS...]
+                  run a static x86-64 Linux program in a fresh KVM microVM (and record it)
+          replay [--root DIR] [--program PATH] [--quiet] LOG
+                  re-execute a recording in a fresh VM and verify it
+          log inspect LOG
+                  print a recording's header and events
           help    show this text
         """;
 
@@ -24,6 +29,8 @@ internal static class CommandLine
             return args[0] switch
             {
                 "run" => RunCommand.Execute(args.AsSpan(1)),
+                "replay" => ReplayCommand.Execute(args.AsSpan(1)),
+                "log" => LogCommand.Execute(args.AsSpan(1)),
                 _ => throw new UsageException($"unknown command '{args[0]}'"),
             };
         }

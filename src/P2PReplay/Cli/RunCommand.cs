@@ -1,6 +1,7 @@
 using P2PReplay.Guest;
 using P2PReplay.Kvm;
 using P2PReplay.Linux;
+using P2PReplay.Replay;
 using P2PReplay.Vmm;
 
 namespace P2PReplay.Cli;
@@ -8,8 +9,11 @@ namespace P2PReplay.Cli;
 /// <summary>`p2preplay run`: one program in one fresh microVM; the exit status is the program's.</summary>
 internal static class RunCommand
 {
+    /// <summary>Default digest interval in exits (see bench/README.md for the measurement behind it).</summary>
+    public const long DefaultDigestInterval = 4096;
+
     public sealed record Options(string Program, IReadOnlyList<string> Arguments, string? Root, ulong Memory,
-        IReadOnlyList<string> Environment, bool TraceSyscalls);
+        IReadOnlyList<string> Environment, bool TraceSyscalls, string? Record = null, long DigestInterval = DefaultDigestInterval);
 
     public static Options Parse(ReadOnlySpan<string> args)
     {
@@ -17,6 +21,8 @@ internal static class RunCommand
         ulong memory = VmConfiguration.DefaultMemorySize;
         var environment = new List<string>();
         bool trace = false;
+        string? record = null;
+        long digestInterval = DefaultDigestInterval;
         int i = 0;
         for (; i < args.Length; i++)
         {
@@ -32,6 +38,12 @@ internal static class RunCommand
                     environment.Add(kv);
                     break;
                 case "--trace-syscalls": trace = true; break;
+                case "--record": record = OptionValue(args, ref i); break;
+                case "--digest-every":
+                    string n = OptionValue(args, ref i);
+                    if (!long.TryParse(n, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out digestInterval) || digestInterval < 1)
+                        throw new UsageException($"--digest-every takes a number of exits, not '{n}'");
+                    break;
                 default:
                     if (a.StartsWith('-')) throw new UsageException($"unknown option '{a}' for run");
                     goto done; // the program, without a "--" before it
@@ -39,7 +51,7 @@ internal static class RunCommand
         }
     done:
         if (i >= args.Length) throw new UsageException("run needs a program: p2preplay run [options] -- PROGRAM [ARGS...]");
-        return new Options(args[i], args[(i + 1)..].ToArray(), root, memory, environment, trace);
+        return new Options(args[i], args[(i + 1)..].ToArray(), root, memory, environment, trace, record, digestInterval);
     }
 
     private static string OptionValue(ReadOnlySpan<string> args, ref int i)
@@ -74,33 +86,75 @@ internal static class RunCommand
         {
             var config = BuildConfiguration(options);
             using var stderrTrace = options.TraceSyscalls ? new StreamWriter(Console.OpenStandardError()) { AutoFlush = true } : null;
-            using var vm = MicroVm.Create(config, new RealHostEnvironment(), stderrTrace);
-            int interruptedBy = 0;
-            void Interrupt(System.Runtime.InteropServices.PosixSignalContext context)
+            IHostEnvironment host = new RealHostEnvironment();
+            Recorder? recorder = null;
+            FileStream? log = null;
+            if (options.Record is { } logPath)
             {
-                context.Cancel = true;
-                interruptedBy = context.Signal == System.Runtime.InteropServices.PosixSignal.SIGTERM ? Signals.SIGTERM : Signals.SIGINT;
-                vm.Runner.RequestPause();
+                var (cpuid, hostCpu) = MicroVm.ProbeHost();
+                config = config with { Cpuid = cpuid };
+                if (!hostCpu.CanTrapTimeStampCounter)
+                    Console.Error.WriteLine($"p2preplay: note: this host ({hostCpu.KvmModule}) cannot trap rdtsc, cpuid or rdrand: a guest that executes them directly reads the host's values, which the recording does not hold");
+                log = OpenLog(logPath);
+                recorder = new Recorder(log, RecordingSession.BuildHeader(config, cpuid, hostCpu, options.DigestInterval));
+                host = new RecordingHost(host, recorder);
             }
-            using var onInterrupt = System.Runtime.InteropServices.PosixSignalRegistration.Create(System.Runtime.InteropServices.PosixSignal.SIGINT, Interrupt);
-            using var onTerminate = System.Runtime.InteropServices.PosixSignalRegistration.Create(System.Runtime.InteropServices.PosixSignal.SIGTERM, Interrupt);
-            var status = vm.Run();
-            if (status is null)
+            using (log)
+            using (recorder)
             {
-                Console.Error.WriteLine($"p2preplay: stopped by {Signals.Name(interruptedBy)} after {vm.Runner.Exits} VM exits");
-                return 128 + interruptedBy;
+                using var vm = MicroVm.Create(config, host, stderrTrace);
+                if (recorder is not null)
+                {
+                    recorder.Process = vm.Process;
+                    recorder.CurrentExit = () => vm.Runner.Exits;
+                    vm.Runner.Observer = new RecordingSession.ExitHook(recorder.AfterExit);
+                }
+                return RunToEnd(vm, options.TraceSyscalls);
             }
-            if (status.BySignal) Console.Error.WriteLine(CrashReport(status));
-            foreach (var (number, name, calls) in vm.Dispatcher.UnsupportedCalls)
-            {
-                if (options.TraceSyscalls) Console.Error.WriteLine($"p2preplay: unsupported syscall {name} ({number}) called {calls} time(s), returned ENOSYS");
-            }
-            return status.ShellStatus;
         }
         catch (Exception e) when (e is KvmException or ElfFormatException or VmConfigurationException or ProgramNotFoundException)
         {
             Console.Error.WriteLine($"p2preplay: {e.Message}");
             return e is KvmException ? 3 : 2;
+        }
+    }
+
+    /// <summary>Runs the VM until the guest ends or the user interrupts it; reports a crash like a shell.</summary>
+    public static int RunToEnd(MicroVm vm, bool reportUnsupported)
+    {
+        int interruptedBy = 0;
+        void Interrupt(System.Runtime.InteropServices.PosixSignalContext context)
+        {
+            context.Cancel = true;
+            interruptedBy = context.Signal == System.Runtime.InteropServices.PosixSignal.SIGTERM ? Signals.SIGTERM : Signals.SIGINT;
+            vm.Runner.RequestPause();
+        }
+        using var onInterrupt = System.Runtime.InteropServices.PosixSignalRegistration.Create(System.Runtime.InteropServices.PosixSignal.SIGINT, Interrupt);
+        using var onTerminate = System.Runtime.InteropServices.PosixSignalRegistration.Create(System.Runtime.InteropServices.PosixSignal.SIGTERM, Interrupt);
+        var status = vm.Run();
+        if (status is null)
+        {
+            Console.Error.WriteLine($"p2preplay: stopped by {Signals.Name(interruptedBy)} after {vm.Runner.Exits} VM exits");
+            return 128 + interruptedBy;
+        }
+        if (status.BySignal) Console.Error.WriteLine(CrashReport(status));
+        if (reportUnsupported)
+        {
+            foreach (var (number, name, calls) in vm.Dispatcher.UnsupportedCalls)
+                Console.Error.WriteLine($"p2preplay: unsupported syscall {name} ({number}) called {calls} time(s), returned ENOSYS");
+        }
+        return status.ShellStatus;
+    }
+
+    private static FileStream OpenLog(string path)
+    {
+        try
+        {
+            return new FileStream(path, FileMode.Create, FileAccess.Write, FileShare.Read, 1 << 16);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new ProgramNotFoundException($"cannot write the log {path}: {e.Message}");
         }
     }
 
@@ -114,7 +168,7 @@ internal static class RunCommand
         return line;
     }
 
-    private static VmConfiguration BuildConfiguration(Options options)
+    internal static VmConfiguration BuildConfiguration(Options options)
     {
         string? root = options.Root is null ? null : Path.GetFullPath(options.Root);
         if (root is not null && !Directory.Exists(root)) throw new ProgramNotFoundException($"--root {options.Root}: no such directory");

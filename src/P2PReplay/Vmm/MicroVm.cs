@@ -52,6 +52,14 @@ internal sealed unsafe class MicroVm : IDisposable
     /// <summary>True when the host runs CPL3 syscalls without a privilege change (kvm_pvm): rdtsc/cpuid cannot be trapped there.</summary>
     public bool IsShadowHypervisor => Runner.SawUserModeSyscall;
 
+    /// <summary>This host's CPUID baseline and description, before any VM exists (a recording's header needs them).</summary>
+    public static (KvmCpuidEntry2[] Baseline, HostCpu Host) ProbeHost()
+    {
+        using var kvm = KvmSystem.Open();
+        var supported = kvm.GetSupportedCpuid();
+        return (CpuidBaseline.Normalize(supported), HostCpu.Describe(supported));
+    }
+
     public static MicroVm Create(VmConfiguration config, IHostEnvironment host, TextWriter? trace)
     {
         ulong userEnd = (config.MemorySize + (2UL << 20) - 1) & ~((2UL << 20) - 1);

@@ -111,6 +111,9 @@ public sealed class FsNode
 
     internal void SetHostDirectory(string hostDirectory) => _hostDirectory = hostDirectory;
 
+    /// <summary>The entries listed so far, sorted by name, without reading the host (state digests must not change state).</summary>
+    internal IEnumerable<KeyValuePair<string, FsNode>> LoadedChildren => _children ?? Enumerable.Empty<KeyValuePair<string, FsNode>>();
+
     /// <summary>The entries of a directory, sorted by name (ordinal byte order).</summary>
     internal SortedDictionary<string, FsNode> Children(VirtualFileSystem fileSystem)
     {

@@ -1,0 +1,54 @@
+using P2PReplay.Cli;
+using P2PReplay.Replay;
+using P2PReplay.Tests.Fakes;
+using P2PReplay.Vmm;
+
+namespace P2PReplay.Tests.Support;
+
+/// <summary>In-process record and replay of a program, for differential and tamper tests.</summary>
+public static class Recordings
+{
+    public sealed record Recorded(byte[] Log, RunResult Run);
+
+    public static Recorded Record(string program, IReadOnlyList<string> args, string? root = null, IReadOnlyList<string>? env = null,
+        byte[]? stdin = null, long digestInterval = 64, int seed = 1)
+    {
+        var argv = new List<string> { program };
+        argv.AddRange(args);
+        var (cpuid, hostCpu) = MicroVm.ProbeHost();
+        var config = new VmConfiguration(File.ReadAllBytes(program), program, argv, env ?? [], root, VmConfiguration.DefaultMemorySize) { Cpuid = cpuid };
+        var log = new MemoryStream();
+        var host = new FakeHost(stdin, seed) { ClockStep = 1000 };
+        RunResult result;
+        using (var recorder = new Recorder(log, RecordingSession.BuildHeader(config, cpuid, hostCpu, digestInterval)))
+        {
+            using var vm = MicroVm.Create(config, new RecordingHost(host, recorder), null);
+            recorder.Process = vm.Process;
+            recorder.CurrentExit = () => vm.Runner.Exits;
+            vm.Runner.Observer = new RecordingSession.ExitHook(recorder.AfterExit);
+            var status = vm.Run() ?? throw new InvalidOperationException("paused");
+            result = new RunResult(host.StdoutText, host.StderrText, status.ShellStatus, status);
+        }
+        return new Recorded(log.ToArray(), result);
+    }
+
+    public sealed record Replayed(RunResult Run, long Exits, long Events, long Digests);
+
+    /// <summary>Replays in-process; divergence, truncation and format errors propagate as their exceptions.</summary>
+    public static Replayed Replay(byte[] log, string program)
+    {
+        using var replayer = new Replayer(new MemoryStream(log));
+        var h = replayer.Header;
+        var config = new VmConfiguration(File.ReadAllBytes(program), h.ProgramPath, h.Arguments, h.Environment, h.ImageRoot, h.MemorySize)
+        {
+            Cpuid = RecordingSession.FromLeaves(h.Cpuid),
+        };
+        var output = new FakeHost();
+        using var vm = MicroVm.Create(config, new ReplayingHost(replayer, output), null);
+        replayer.Process = vm.Process;
+        replayer.CurrentExit = () => vm.Runner.Exits;
+        vm.Runner.Observer = new RecordingSession.ExitHook(replayer.AfterExit);
+        var status = vm.Run() ?? throw new InvalidOperationException("paused");
+        return new Replayed(new RunResult(output.StdoutText, output.StderrText, status.ShellStatus, status), vm.Runner.Exits, replayer.Events, replayer.DigestsChecked);
+    }
+}

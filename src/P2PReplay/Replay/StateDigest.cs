@@ -1,0 +1,119 @@
+using System.IO.Hashing;
+using P2PReplay.Linux;
+using P2PReplay.Linux.Memory;
+
+namespace P2PReplay.Replay;
+
+/// <summary>The hash of one 64 KiB-aligned block of mapped guest memory.</summary>
+public readonly record struct MemoryBlock(ulong Address, ulong Hash);
+
+/// <summary>
+/// The VM's state at one exit: the user registers (as the guest resumes with them, on any hypervisor), the
+/// personality (memory map, open files, writable layer, signals), the output so far, and every mapped block of guest
+/// memory. Replay recomputes it at the same exit; the first difference names what diverged.
+/// </summary>
+public sealed record StateDigest(long Exit, ulong[] Registers, ulong Personality, ulong Output, MemoryBlock[] Memory)
+{
+    public const ulong BlockSize = 64 * 1024;
+
+    public static readonly string[] RegisterNames =
+    [
+        "rax", "rbx", "rcx", "rdx", "rsi", "rdi", "rsp", "rbp", "r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15",
+        "rip", "rflags", "fs.base", "gs.base",
+    ];
+
+    public static StateDigest Capture(long exit, LinuxProcess process, ulong outputHash)
+    {
+        var r = process.Cpu.ResumeRegisters;
+        ulong[] registers =
+        [
+            r.Rax, r.Rbx, r.Rcx, r.Rdx, r.Rsi, r.Rdi, r.Rsp, r.Rbp, r.R8, r.R9, r.R10, r.R11, r.R12, r.R13, r.R14, r.R15,
+            r.Rip, r.Rflags, process.Cpu.FsBase, process.Cpu.GsBase,
+        ];
+        return new StateDigest(exit, registers, PersonalityDigest.Compute(process), outputHash, HashMemory(process));
+    }
+
+    private static MemoryBlock[] HashMemory(LinuxProcess process)
+    {
+        var blocks = new List<MemoryBlock>();
+        foreach (var (start, end) in process.AddressSpace.MappedRanges)
+        {
+            for (ulong block = start & ~(BlockSize - 1); block < end; block += BlockSize)
+            {
+                ulong from = Math.Max(block, start), to = Math.Min(block + BlockSize, end);
+                blocks.Add(new MemoryBlock(block, XxHash3.HashToUInt64(process.Memory.UncheckedSpan(from, (int)(to - from)), (long)from)));
+            }
+        }
+        return [.. blocks];
+    }
+
+    public void Encode(ByteWriter w)
+    {
+        w.VarU((ulong)Exit);
+        w.VarU((ulong)Registers.Length);
+        foreach (ulong value in Registers) w.U64(value);
+        w.U64(Personality);
+        w.U64(Output);
+        w.VarU((ulong)Memory.Length);
+        ulong previous = 0;
+        foreach (var block in Memory)
+        {
+            w.VarU((block.Address - previous) / BlockSize); // ascending addresses: small deltas
+            w.U64(block.Hash);
+            previous = block.Address;
+        }
+    }
+
+    public static StateDigest Decode(ReadOnlySpan<byte> payload)
+    {
+        var r = new ByteReader(payload);
+        long exit = (long)r.VarU();
+        int count = r.Int32(RegisterNames.Length);
+        var registers = new ulong[count];
+        for (int i = 0; i < count; i++) registers[i] = r.U64();
+        ulong personality = r.U64();
+        ulong output = r.U64();
+        int blocks = r.Int32(1 << 24);
+        var memory = new MemoryBlock[blocks];
+        ulong address = 0;
+        for (int i = 0; i < blocks; i++)
+        {
+            ulong delta = r.VarU();
+            if (delta > (1UL << 47) / BlockSize) throw new FormatException("memory block address out of range");
+            address += delta * BlockSize;
+            memory[i] = new MemoryBlock(address, r.U64());
+        }
+        if (!r.AtEnd) throw new FormatException("trailing bytes after a digest");
+        return new StateDigest(exit, registers, personality, output, memory);
+    }
+
+    /// <summary>The first difference from another digest of the same exit, in words; null when equal.</summary>
+    public string? FirstDifference(StateDigest replayed)
+    {
+        for (int i = 0; i < Math.Max(Registers.Length, replayed.Registers.Length); i++)
+        {
+            ulong a = i < Registers.Length ? Registers[i] : 0, b = i < replayed.Registers.Length ? replayed.Registers[i] : 0;
+            if (a != b) return $"register {RegisterNames[i]}: recorded 0x{a:x}, replayed 0x{b:x}";
+        }
+        for (int i = 0; i < Math.Max(Memory.Length, replayed.Memory.Length); i++)
+        {
+            if (i >= Memory.Length) return $"memory at 0x{replayed.Memory[i].Address:x} is mapped in the replay but not in the recording";
+            if (i >= replayed.Memory.Length) return $"memory at 0x{Memory[i].Address:x} is mapped in the recording but not in the replay";
+            if (Memory[i].Address != replayed.Memory[i].Address)
+                return $"the memory map differs near 0x{Math.Min(Memory[i].Address, replayed.Memory[i].Address):x}";
+            if (Memory[i].Hash != replayed.Memory[i].Hash)
+                return $"memory page(s) in 0x{Memory[i].Address:x}-0x{Memory[i].Address + BlockSize - 1:x} differ";
+        }
+        if (Output != replayed.Output) return "the program's output so far differs";
+        if (Personality != replayed.Personality) return "the kernel-side state differs (memory map, open files, writable layer or signals)";
+        return null;
+    }
+
+    /// <summary>One hash of the whole digest, for summaries.</summary>
+    public ulong Combined()
+    {
+        var w = new ByteWriter();
+        Encode(w);
+        return XxHash64.HashToUInt64(w.Written);
+    }
+}
