@@ -14,6 +14,9 @@ public sealed class Replayer : IDisposable
 {
     private readonly LogReader _reader;
     private LogRecord? _next;
+    // The pending record decoded once: replay looks at it after every exit until its exit comes.
+    private InputEvent? _nextInput;
+    private StateDigest? _nextDigest;
 
     public Replayer(Stream input)
     {
@@ -57,8 +60,8 @@ public sealed class Replayer : IDisposable
         long exit = CurrentExit();
         var record = Peek() ?? throw Truncated(exit);
         if (record.Kind != LogRecordKind.Event)
-            throw Diverged(exit, $"the replay asks for {Describe(kind)}, but the recording has no input here (its next record is a {KindName(record.Kind)} at exit {ExitOf(record)})");
-        var input = Decode(record, InputEvent.Decode);
+            throw Diverged(exit, $"the replay asks for {Describe(kind)}, but the recording has no input here (its next record is a {KindName(record.Kind)} at exit {NextExit})");
+        var input = _nextInput!;
         int syscall = Process?.CurrentSyscall ?? -1;
         if (input.Exit != exit || input.Kind != kind || input.Syscall != syscall)
             throw Diverged(exit, $"the replay asks for {Describe(kind)} in {SyscallName(syscall)}; the recording has {input.Describe()} in {SyscallName(input.Syscall)} at exit {input.Exit}");
@@ -75,11 +78,11 @@ public sealed class Replayer : IDisposable
             switch (record.Kind)
             {
                 case LogRecordKind.Event:
-                    var input = Decode(record, InputEvent.Decode);
+                    var input = _nextInput!;
                     if (input.Exit > exit) return;
                     throw Diverged(exit, $"the recording has {input.Describe()} in {SyscallName(input.Syscall)} at exit {input.Exit}, which the replay never asked for");
                 case LogRecordKind.Digest:
-                    var recorded = Decode(record, StateDigest.Decode);
+                    var recorded = _nextDigest!;
                     if (recorded.Exit > exit) return;
                     if (recorded.Exit < exit) throw Diverged(exit, $"the recording has a digest at exit {recorded.Exit}, which the replay passed without stopping");
                     var replayed = StateDigest.Capture(exit, Process!, Output.Value);
@@ -107,7 +110,12 @@ public sealed class Replayer : IDisposable
 
     private LogRecord? Peek()
     {
-        if (_next is null && _reader.TryRead(out var record)) _next = record;
+        if (_next is null && _reader.TryRead(out var record))
+        {
+            _next = record;
+            _nextInput = record.Kind == LogRecordKind.Event ? Decode(record, InputEvent.Decode) : null;
+            _nextDigest = record.Kind == LogRecordKind.Digest ? Decode(record, StateDigest.Decode) : null;
+        }
         return _next;
     }
 
@@ -132,12 +140,7 @@ public sealed class Replayer : IDisposable
         $"the log ends after chunk {_reader.ChunksRead - 1} (byte {_reader.LastGoodOffset}): the recording was cut off there. " +
         $"Replayed and verified up to exit {exit} ({DigestsChecked} digests checked).");
 
-    private static long ExitOf(LogRecord record) => record.Kind switch
-    {
-        LogRecordKind.Event => Decode(record, InputEvent.Decode).Exit,
-        LogRecordKind.Digest => Decode(record, StateDigest.Decode).Exit,
-        _ => -1,
-    };
+    private long NextExit => _nextInput?.Exit ?? _nextDigest?.Exit ?? -1;
 
     private static string KindName(byte kind) => kind switch
     {
