@@ -29,6 +29,43 @@ public static class LogSurgery
         write(record.Kind, record.Payload.ToArray());
     });
 
+    /// <summary>Applies random record-level damage (payload bytes changed, records dropped, duplicated or swapped); the header stays intact.</summary>
+    public static byte[] Mutate(byte[] log, Random random)
+    {
+        var records = new List<(byte Kind, byte[] Payload)>();
+        using (var reader = new LogReader(new MemoryStream(log)))
+        {
+            while (reader.TryRead(out var record)) records.Add((record.Kind, record.Payload.ToArray()));
+        }
+        int changes = random.Next(1, 4);
+        for (int c = 0; c < changes && records.Count > 2; c++)
+        {
+            int i = random.Next(1, records.Count);
+            switch (random.Next(4))
+            {
+                case 0 when records[i].Payload.Length > 0:
+                    records[i].Payload[random.Next(records[i].Payload.Length)] ^= (byte)(1 << random.Next(8));
+                    break;
+                case 1:
+                    records.RemoveAt(i);
+                    break;
+                case 2:
+                    records.Insert(i, records[i]);
+                    break;
+                default:
+                    int j = random.Next(1, records.Count);
+                    (records[i], records[j]) = (records[j], records[i]);
+                    break;
+            }
+        }
+        var output = new MemoryStream();
+        using (var writer = new LogWriter(output))
+        {
+            foreach (var (kind, payload) in records) writer.Append(kind, payload);
+        }
+        return output.ToArray();
+    }
+
     public static int ChunkCount(byte[] log)
     {
         using var reader = new LogReader(new MemoryStream(log));
