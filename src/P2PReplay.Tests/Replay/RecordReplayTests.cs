@@ -31,7 +31,7 @@ public sealed class RecordReplayTests
         ["awk", "{ n++ } END { print n }", "fruit.txt"], ["sed", "s/a/A/g", "fruit.txt"], ["grep", "an", "fruit.txt"],
         ["gzip", "-c", "fruit.txt"], ["ls", "-l", "/"], ["mkdir", "-p", "a/b"], ["cp", "fruit.txt", "x"], ["mv", "fruit.txt", "y"],
         ["rm", "fruit.txt"], ["date"], ["sleep", "0.01"],
-        ["sh", "-c", "i=0; while [ $i -lt 50 ]; do i=$((i+1)); echo $i > f; done; read -r v < f; echo $v; cat <<EOF\nend\nEOF\n"],
+        ["sh", "-c", "i=0; while [ $i -lt 50 ]; do i=$((i+1)); echo $i > f; done; read -r v < f; echo $v; while read -r w; do echo \"[$w]\"; done <<EOF\nend\nEOF\n"],
     ];
 
     [KvmTheory]
@@ -40,21 +40,33 @@ public sealed class RecordReplayTests
     {
         string root = GuestRunner.TempDirectory();
         File.WriteAllText(Path.Combine(root, "fruit.txt"), "banana\napple\ncherry\napple\n");
+        string nativeDir = GuestRunner.TempDirectory(root);
         try
         {
             byte[] stdin = "line one\nline two\n"u8.ToArray();
-            var recorded = Recordings.Record(program, args, root, ["GREETING=hi"], stdin, digestInterval: 16);
+            string[] env = ["GREETING=hi"];
+            var recorded = Recordings.Record(program, args, root, env, stdin, digestInterval: 16);
             var replayed = Recordings.Replay(recorded.Log, program);
             Assert.Equal(recorded.Run.Stdout, replayed.Run.Stdout);
             Assert.Equal(recorded.Run.Stderr, replayed.Run.Stderr);
             Assert.Equal(recorded.Run.ExitCode, replayed.Run.ExitCode);
             Assert.True(replayed.Digests >= 1, "at least the final digest is checked");
+            if (MatchesNatively(args))
+            {
+                var native = GuestRunner.Native(program, args, nativeDir, env, stdin);
+                Assert.Equal(native.Stdout, replayed.Run.Stdout);
+                Assert.Equal(native.ExitCode, replayed.Run.ExitCode);
+            }
         }
         finally
         {
             Directory.Delete(root, true);
+            Directory.Delete(nativeDir, true);
         }
     }
+
+    /// <summary>Workloads whose output depends on the real time or on where the root is cannot match a native run.</summary>
+    private static bool MatchesNatively(string[] args) => args is not (["date"] or ["ls", ..]);
 
     [KvmFact]
     public void A_recording_holds_only_inputs_not_deterministic_syscalls()
