@@ -23,9 +23,7 @@ public static class Recordings
         using (var recorder = new Recorder(log, RecordingSession.BuildHeader(config, cpuid, hostCpu, digestInterval)))
         {
             using var vm = MicroVm.Create(config, new RecordingHost(host, recorder), null);
-            recorder.Process = vm.Process;
-            recorder.CurrentExit = () => vm.Runner.Exits;
-            vm.Runner.Observer = new RecordingSession.ExitHook(recorder.AfterExit);
+            RecordingSession.Attach(vm, recorder);
             var status = vm.Run() ?? throw new InvalidOperationException("paused");
             result = new RunResult(host.StdoutText, host.StderrText, status.ShellStatus, status);
         }
@@ -45,9 +43,7 @@ public static class Recordings
         };
         var output = new FakeHost();
         using var vm = MicroVm.Create(config, new ReplayingHost(replayer, output), null);
-        replayer.Process = vm.Process;
-        replayer.CurrentExit = () => vm.Runner.Exits;
-        vm.Runner.Observer = new RecordingSession.ExitHook(replayer.AfterExit);
+        RecordingSession.Attach(vm, replayer);
         var status = vm.Run() ?? throw new InvalidOperationException("paused");
         return new Replayed(new RunResult(output.StdoutText, output.StderrText, status.ShellStatus, status), vm.Runner.Exits, replayer.Events, replayer.DigestsChecked);
     }

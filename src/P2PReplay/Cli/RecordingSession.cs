@@ -13,6 +13,22 @@ internal static class RecordingSession
         public void AfterExit(long exit, bool guestExited) => afterExit(exit, guestExited);
     }
 
+    /// <summary>Connects a recorder to a VM: the process, the exit counter, and the after-exit digests.</summary>
+    public static void Attach(MicroVm vm, Recorder recorder)
+    {
+        recorder.Process = vm.Process;
+        recorder.CurrentExit = () => vm.Runner.Exits;
+        vm.Runner.Observer = new ExitHook(recorder.AfterExit);
+    }
+
+    /// <summary>Connects a replayer to a VM: the process, the exit counter, and the after-exit checks.</summary>
+    public static void Attach(MicroVm vm, Replayer replayer)
+    {
+        replayer.Process = vm.Process;
+        replayer.CurrentExit = () => vm.Runner.Exits;
+        vm.Runner.Observer = new ExitHook(replayer.AfterExit);
+    }
+
     public static IReadOnlyList<CpuidLeaf> ToLeaves(KvmCpuidEntry2[] entries) =>
         entries.Select(e => new CpuidLeaf(e.Function, e.Index, e.Flags, e.Eax, e.Ebx, e.Ecx, e.Edx)).ToList();
 

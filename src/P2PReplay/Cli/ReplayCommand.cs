@@ -56,9 +56,7 @@ internal static class ReplayCommand
             if (hostCpu.ToString() != header.HostCpu)
                 Console.Error.WriteLine($"p2preplay: warning: recorded on {header.HostCpu}, replaying on {hostCpu}: instructions the VMM cannot trap (rdtsc, cpuid) may read differently");
             using var vm = MicroVm.Create(config, new ReplayingHost(replayer, options.Quiet ? null : new RealHostEnvironment()), null);
-            replayer.Process = vm.Process;
-            replayer.CurrentExit = () => vm.Runner.Exits;
-            vm.Runner.Observer = new RecordingSession.ExitHook(replayer.AfterExit);
+            RecordingSession.Attach(vm, replayer);
             var status = vm.Run() ?? throw new InvalidOperationException("the replay VM paused");
             Console.Error.WriteLine(
                 $"p2preplay: replay verified: {vm.Runner.Exits} exits, {replayer.Events} input events, {replayer.DigestsChecked} digests checked, " +

@@ -103,12 +103,7 @@ internal static class RunCommand
             using (recorder)
             {
                 using var vm = MicroVm.Create(config, host, stderrTrace);
-                if (recorder is not null)
-                {
-                    recorder.Process = vm.Process;
-                    recorder.CurrentExit = () => vm.Runner.Exits;
-                    vm.Runner.Observer = new RecordingSession.ExitHook(recorder.AfterExit);
-                }
+                if (recorder is not null) RecordingSession.Attach(vm, recorder);
                 return RunToEnd(vm, options.TraceSyscalls);
             }
         }
