@@ -11,12 +11,12 @@ public static class Recordings
     public sealed record Recorded(byte[] Log, RunResult Run);
 
     public static Recorded Record(string program, IReadOnlyList<string> args, string? root = null, IReadOnlyList<string>? env = null,
-        byte[]? stdin = null, long digestInterval = 64, int seed = 1)
+        byte[]? stdin = null, long digestInterval = 64, int seed = 1, bool writtenPages = false)
     {
         var argv = new List<string> { program };
         argv.AddRange(args);
         var (cpuid, hostCpu) = MicroVm.ProbeHost();
-        var config = new VmConfiguration(File.ReadAllBytes(program), program, argv, env ?? [], root, VmConfiguration.DefaultMemorySize) { Cpuid = cpuid };
+        var config = new VmConfiguration(File.ReadAllBytes(program), program, argv, env ?? [], root, VmConfiguration.DefaultMemorySize) { Cpuid = cpuid, TrackGuestWrites = writtenPages };
         var log = new MemoryStream();
         var host = new FakeHost(stdin, seed) { ClockStep = 1000 };
         RunResult result;
@@ -40,6 +40,7 @@ public static class Recordings
         var config = new VmConfiguration(File.ReadAllBytes(program), h.ProgramPath, h.Arguments, h.Environment, h.ImageRoot, h.MemorySize)
         {
             Cpuid = RecordingSession.FromLeaves(h.Cpuid),
+            TrackGuestWrites = h.DigestMemory == DigestMemory.Written,
         };
         var output = new FakeHost();
         using var vm = MicroVm.Create(config, new ReplayingHost(replayer, output), null);

@@ -7,7 +7,7 @@ internal static class CommandLine
         usage: p2preplay <command> [options]
 
         commands:
-          run [--root DIR] [--memory SIZE] [--env K=V]... [--trace-syscalls] [--record LOG [--digest-every N]]
+          run [--root DIR] [--memory SIZE] [--env K=V]... [--trace-syscalls] [--record LOG [--digest-every N] [--digest-memory mapped|written]]
               -- PROGRAM [ARGS...]
                   run a static x86-64 Linux program in a fresh KVM microVM (and record it)
           replay [--root DIR] [--program PATH] [--quiet] LOG

@@ -57,7 +57,7 @@ internal static class LogCommand
                         $"  memory    {header.MemorySize >> 20} MiB",
                         $"  host      {header.HostCpu}{(header.TimeStampCounterTrapped ? "" : " (rdtsc/cpuid not trapped)")}",
                         $"  cpuid     {header.Cpuid.Count} leaves",
-                        $"  digests   every {header.DigestInterval} exits at most");
+                        $"  digests   every {header.DigestInterval} exits at most, over {header.DigestMemory} memory");
                 case LogRecordKind.Event:
                     events++;
                     var input = InputEvent.Decode(record.Payload.Span);

@@ -48,5 +48,6 @@ internal static class RecordingSession
         HostCpu = host.ToString(),
         TimeStampCounterTrapped = host.CanTrapTimeStampCounter,
         DigestInterval = digestInterval,
+        DigestMemory = config.TrackGuestWrites ? DigestMemory.Written : DigestMemory.Mapped,
     };
 }

@@ -116,6 +116,7 @@ internal static class ReplayCommand
         return new VmConfiguration(program, header.ProgramPath, header.Arguments, header.Environment, root, header.MemorySize)
         {
             Cpuid = RecordingSession.FromLeaves(header.Cpuid),
+            TrackGuestWrites = header.DigestMemory == DigestMemory.Written,
         };
     }
 }

@@ -13,7 +13,8 @@ internal static class RunCommand
     public const long DefaultDigestInterval = 4096;
 
     public sealed record Options(string Program, IReadOnlyList<string> Arguments, string? Root, ulong Memory,
-        IReadOnlyList<string> Environment, bool TraceSyscalls, string? Record = null, long DigestInterval = DefaultDigestInterval);
+        IReadOnlyList<string> Environment, bool TraceSyscalls, string? Record = null, long DigestInterval = DefaultDigestInterval,
+        string DigestMemory = Replay.DigestMemory.Mapped);
 
     public static Options Parse(ReadOnlySpan<string> args)
     {
@@ -23,6 +24,7 @@ internal static class RunCommand
         bool trace = false;
         string? record = null;
         long digestInterval = DefaultDigestInterval;
+        string digestMemory = DigestMemory.Mapped;
         int i = 0;
         for (; i < args.Length; i++)
         {
@@ -39,6 +41,11 @@ internal static class RunCommand
                     break;
                 case "--trace-syscalls": trace = true; break;
                 case "--record": record = OptionValue(args, ref i); break;
+                case "--digest-memory":
+                    digestMemory = OptionValue(args, ref i);
+                    if (digestMemory is not (DigestMemory.Mapped or DigestMemory.Written))
+                        throw new UsageException($"--digest-memory is '{DigestMemory.Mapped}' or '{DigestMemory.Written}', not '{digestMemory}'");
+                    break;
                 case "--digest-every":
                     string n = OptionValue(args, ref i);
                     if (!long.TryParse(n, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out digestInterval) || digestInterval < 1)
@@ -51,7 +58,7 @@ internal static class RunCommand
         }
     done:
         if (i >= args.Length) throw new UsageException("run needs a program: p2preplay run [options] -- PROGRAM [ARGS...]");
-        return new Options(args[i], args[(i + 1)..].ToArray(), root, memory, environment, trace, record, digestInterval);
+        return new Options(args[i], args[(i + 1)..].ToArray(), root, memory, environment, trace, record, digestInterval, digestMemory);
     }
 
     private static string OptionValue(ReadOnlySpan<string> args, ref int i)
@@ -92,7 +99,7 @@ internal static class RunCommand
             if (options.Record is { } logPath)
             {
                 var (cpuid, hostCpu) = MicroVm.ProbeHost();
-                config = config with { Cpuid = cpuid };
+                config = config with { Cpuid = cpuid, TrackGuestWrites = options.DigestMemory == DigestMemory.Written };
                 if (!hostCpu.CanTrapTimeStampCounter)
                     Console.Error.WriteLine($"p2preplay: note: this host ({hostCpu.KvmModule}) cannot trap rdtsc, cpuid or rdrand: a guest that executes them directly reads the host's values, which the recording does not hold");
                 log = OpenLog(logPath);

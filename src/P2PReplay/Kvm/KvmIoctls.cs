@@ -14,6 +14,7 @@ internal static class KvmIoctls
     public static readonly nuint GetSupportedCpuid = Ioc(IocRead | IocWrite, 0x05, 8);
     public static readonly nuint CreateVcpu = Ioc(IocNone, 0x41, 0);
     public static readonly nuint SetUserMemoryRegion = Ioc(IocWrite, 0x46, 32);
+    public static readonly nuint GetDirtyLog = Ioc(IocWrite, 0x42, 16);
     public static readonly nuint SetTssAddr = Ioc(IocNone, 0x47, 0);
     public static readonly nuint Run = Ioc(IocNone, 0x80, 0);
     public static readonly nuint GetRegs = Ioc(IocRead, 0x81, 144);

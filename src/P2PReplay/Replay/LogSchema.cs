@@ -57,6 +57,9 @@ public sealed record LogHeader
     /// <summary>A digest at most every this many exits (and at the end).</summary>
     public required long DigestInterval { get; init; }
 
+    /// <summary>Which memory digests cover: <see cref="DigestMemory.Mapped"/> or <see cref="DigestMemory.Written"/>.</summary>
+    public string DigestMemory { get; init; } = Replay.DigestMemory.Mapped;
+
     public string Recorder { get; init; } = "p2preplay";
 }
 

@@ -78,7 +78,7 @@ public sealed class Recorder : IDisposable
     {
         var started = _clock.Elapsed;
         _buffer.Clear();
-        StateDigest.Capture(exit, Process!, Output.Value).Encode(_buffer);
+        StateDigest.Capture(exit, Process!, Output.Value, Header.DigestMemory).Encode(_buffer);
         _writer.Append(LogRecordKind.Digest, _buffer.Written);
         // Everything up to a digest reaches the file: a recording killed later still replays up to here.
         _writer.Flush();

@@ -32,6 +32,8 @@ public sealed class Replayer : IDisposable
         {
             throw new LogFormatException($"the log header is not valid: {e.Message}");
         }
+        if (Header.DigestMemory is not (DigestMemory.Mapped or DigestMemory.Written))
+            throw new LogFormatException($"the log header names an unknown digest mode '{Header.DigestMemory}'");
         if (Header.Version != LogHeader.CurrentVersion)
             throw new LogFormatException($"recording version {Header.Version} is not supported; this p2preplay replays version {LogHeader.CurrentVersion}");
     }
@@ -85,7 +87,7 @@ public sealed class Replayer : IDisposable
                     var recorded = _nextDigest!;
                     if (recorded.Exit > exit) return;
                     if (recorded.Exit < exit) throw Diverged(exit, $"the recording has a digest at exit {recorded.Exit}, which the replay passed without stopping");
-                    var replayed = StateDigest.Capture(exit, Process!, Output.Value);
+                    var replayed = StateDigest.Capture(exit, Process!, Output.Value, Header.DigestMemory);
                     if (recorded.FirstDifference(replayed) is { } difference) throw Diverged(exit, difference);
                     DigestsChecked++;
                     _next = null;

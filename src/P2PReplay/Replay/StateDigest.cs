@@ -4,17 +4,28 @@ using P2PReplay.Linux.Memory;
 
 namespace P2PReplay.Replay;
 
-/// <summary>The hash of one 64 KiB-aligned block of mapped guest memory.</summary>
+/// <summary>The hash of one aligned block of guest memory (a 64 KiB block, or a 4 KiB page in written-pages mode).</summary>
 public readonly record struct MemoryBlock(ulong Address, ulong Hash);
+
+/// <summary>Which guest memory a digest covers.</summary>
+public static class DigestMemory
+{
+    /// <summary>Every mapped 64 KiB block: costs time proportional to the guest's memory, needs no dirty tracking.</summary>
+    public const string Mapped = "mapped";
+
+    /// <summary>The 4 KiB pages written since the previous digest (KVM dirty log plus the VMM's own writes).</summary>
+    public const string Written = "written";
+}
 
 /// <summary>
 /// The VM's state at one exit: the user registers (as the guest resumes with them, on any hypervisor), the
 /// personality (memory map, open files, writable layer, signals), the output so far, and every mapped block of guest
 /// memory. Replay recomputes it at the same exit; the first difference names what diverged.
 /// </summary>
-public sealed record StateDigest(long Exit, ulong[] Registers, ulong Personality, ulong Output, MemoryBlock[] Memory)
+public sealed record StateDigest(long Exit, ulong[] Registers, ulong Personality, ulong Output, ulong Granularity, MemoryBlock[] Memory)
 {
     public const ulong BlockSize = 64 * 1024;
+    public const ulong PageSize = 4096;
 
     public static readonly string[] RegisterNames =
     [
@@ -22,7 +33,7 @@ public sealed record StateDigest(long Exit, ulong[] Registers, ulong Personality
         "rip", "rflags", "fs.base", "gs.base",
     ];
 
-    public static StateDigest Capture(long exit, LinuxProcess process, ulong outputHash)
+    public static StateDigest Capture(long exit, LinuxProcess process, ulong outputHash, string memory = DigestMemory.Mapped)
     {
         var r = process.Cpu.ResumeRegisters;
         ulong[] registers =
@@ -30,7 +41,26 @@ public sealed record StateDigest(long Exit, ulong[] Registers, ulong Personality
             r.Rax, r.Rbx, r.Rcx, r.Rdx, r.Rsi, r.Rdi, r.Rsp, r.Rbp, r.R8, r.R9, r.R10, r.R11, r.R12, r.R13, r.R14, r.R15,
             r.Rip, r.Rflags, process.Cpu.FsBase, process.Cpu.GsBase,
         ];
-        return new StateDigest(exit, registers, PersonalityDigest.Compute(process), outputHash, HashMemory(process));
+        bool written = memory == DigestMemory.Written;
+        return new StateDigest(exit, registers, PersonalityDigest.Compute(process), outputHash, written ? PageSize : BlockSize,
+            written ? HashWrittenPages(process) : HashMemory(process));
+    }
+
+    private static MemoryBlock[] HashWrittenPages(LinuxProcess process)
+    {
+        ulong[] bitmap = process.Memory.TakeWrittenPages();
+        var pages = new List<MemoryBlock>();
+        for (int word = 0; word < bitmap.Length; word++)
+        {
+            for (ulong bits = bitmap[word]; bits != 0; bits &= bits - 1)
+            {
+                ulong page = ((ulong)word * 64 + (ulong)System.Numerics.BitOperations.TrailingZeroCount(bits)) * PageSize;
+                // Pages unmapped since they were written read as zeros and are not part of the guest's state any more.
+                if (process.Memory.GetProtection(page) == Linux.Memory.Protection.None && !process.AddressSpace.IsMapped(page, PageSize)) continue;
+                pages.Add(new MemoryBlock(page, XxHash3.HashToUInt64(process.Memory.UncheckedReadOnlySpan(page, (int)PageSize), (long)page)));
+            }
+        }
+        return [.. pages];
     }
 
     private static MemoryBlock[] HashMemory(LinuxProcess process)
@@ -41,7 +71,7 @@ public sealed record StateDigest(long Exit, ulong[] Registers, ulong Personality
             for (ulong block = start & ~(BlockSize - 1); block < end; block += BlockSize)
             {
                 ulong from = Math.Max(block, start), to = Math.Min(block + BlockSize, end);
-                blocks.Add(new MemoryBlock(block, XxHash3.HashToUInt64(process.Memory.UncheckedSpan(from, (int)(to - from)), (long)from)));
+                blocks.Add(new MemoryBlock(block, XxHash3.HashToUInt64(process.Memory.UncheckedReadOnlySpan(from, (int)(to - from)), (long)from)));
             }
         }
         return [.. blocks];
@@ -54,11 +84,12 @@ public sealed record StateDigest(long Exit, ulong[] Registers, ulong Personality
         foreach (ulong value in Registers) w.U64(value);
         w.U64(Personality);
         w.U64(Output);
+        w.VarU(Granularity);
         w.VarU((ulong)Memory.Length);
         ulong previous = 0;
         foreach (var block in Memory)
         {
-            w.VarU((block.Address - previous) / BlockSize); // ascending addresses: small deltas
+            w.VarU((block.Address - previous) / Granularity); // ascending addresses: small deltas
             w.U64(block.Hash);
             previous = block.Address;
         }
@@ -73,18 +104,20 @@ public sealed record StateDigest(long Exit, ulong[] Registers, ulong Personality
         for (int i = 0; i < count; i++) registers[i] = r.U64();
         ulong personality = r.U64();
         ulong output = r.U64();
+        ulong granularity = r.VarU();
+        if (granularity is not (PageSize or BlockSize)) throw new FormatException($"digest granularity {granularity} is not 4 KiB or 64 KiB");
         int blocks = r.Int32(1 << 24);
         var memory = new MemoryBlock[blocks];
         ulong address = 0;
         for (int i = 0; i < blocks; i++)
         {
             ulong delta = r.VarU();
-            if (delta > (1UL << 47) / BlockSize) throw new FormatException("memory block address out of range");
-            address += delta * BlockSize;
+            if (delta > (1UL << 47) / granularity) throw new FormatException("memory block address out of range");
+            address += delta * granularity;
             memory[i] = new MemoryBlock(address, r.U64());
         }
         if (!r.AtEnd) throw new FormatException("trailing bytes after a digest");
-        return new StateDigest(exit, registers, personality, output, memory);
+        return new StateDigest(exit, registers, personality, output, granularity, memory);
     }
 
     /// <summary>The first difference from another digest of the same exit, in words; null when equal.</summary>
@@ -95,14 +128,17 @@ public sealed record StateDigest(long Exit, ulong[] Registers, ulong Personality
             ulong a = i < Registers.Length ? Registers[i] : 0, b = i < replayed.Registers.Length ? replayed.Registers[i] : 0;
             if (a != b) return $"register {RegisterNames[i]}: recorded 0x{a:x}, replayed 0x{b:x}";
         }
+        string what = Granularity == PageSize ? "written" : "mapped";
         for (int i = 0; i < Math.Max(Memory.Length, replayed.Memory.Length); i++)
         {
-            if (i >= Memory.Length) return $"memory at 0x{replayed.Memory[i].Address:x} is mapped in the replay but not in the recording";
-            if (i >= replayed.Memory.Length) return $"memory at 0x{Memory[i].Address:x} is mapped in the recording but not in the replay";
+            if (i >= Memory.Length) return $"memory at 0x{replayed.Memory[i].Address:x} is {what} in the replay but not in the recording";
+            if (i >= replayed.Memory.Length) return $"memory at 0x{Memory[i].Address:x} is {what} in the recording but not in the replay";
             if (Memory[i].Address != replayed.Memory[i].Address)
-                return $"the memory map differs near 0x{Math.Min(Memory[i].Address, replayed.Memory[i].Address):x}";
+                return $"the {what} memory differs near 0x{Math.Min(Memory[i].Address, replayed.Memory[i].Address):x}";
             if (Memory[i].Hash != replayed.Memory[i].Hash)
-                return $"memory page(s) in 0x{Memory[i].Address:x}-0x{Memory[i].Address + BlockSize - 1:x} differ";
+                return Granularity == PageSize
+                    ? $"memory page 0x{Memory[i].Address:x} differs"
+                    : $"memory page(s) in 0x{Memory[i].Address:x}-0x{Memory[i].Address + BlockSize - 1:x} differ";
         }
         if (Output != replayed.Output) return "the program's output so far differs";
         if (Personality != replayed.Personality) return "the kernel-side state differs (memory map, open files, writable layer or signals)";

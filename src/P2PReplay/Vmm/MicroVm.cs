@@ -85,12 +85,22 @@ internal sealed unsafe class MicroVm : IDisposable
             ulong poolSize = GuestLayout.PageTablePoolSize(userEnd);
             ulong physicalSize = userEnd + poolSize;
             memory = SafeMappedMemory.AllocateAnonymous(physicalSize);
-            vm.SetUserMemoryRegion(0, 0, physicalSize, memory.Pointer);
+            vm.SetUserMemoryRegion(0, 0, physicalSize, memory.Pointer, config.TrackGuestWrites ? KvmVm.LogDirtyPages : 0);
 
             var tables = new PageTables(memory.Pointer, userEnd, physicalSize);
             WriteSystemStructures(memory.Pointer, tables);
 
             var guestMemory = new GuestMemory(memory.Pointer, userEnd);
+            if (config.TrackGuestWrites)
+            {
+                var slotBitmap = new ulong[(physicalSize / GuestLayout.PageSize + 63) / 64];
+                var dirtyVm = vm;
+                guestMemory.CollectGuestWrites = into =>
+                {
+                    dirtyVm.GetDirtyLog(0, slotBitmap);
+                    for (int i = 0; i < into.Length; i++) into[i] |= slotBitmap[i];
+                };
+            }
             var extraFiles = new Dictionary<string, byte[]>(StringComparer.Ordinal) { [config.ProgramGuestPath] = config.Program };
             var fileSystem = new VirtualFileSystem(config.ImageRoot, extraFiles);
             var process = new LinuxProcess(guestMemory, new KvmPageMapper(tables, memory), host, fileSystem, config.ProgramGuestPath);

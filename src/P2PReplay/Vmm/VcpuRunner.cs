@@ -237,7 +237,7 @@ internal sealed class VcpuRunner
     {
         if (address < GuestLayout.KernelStackBottom || address + (ulong)words * 8 > GuestLayout.KernelStackTop) return null;
         var result = new ulong[words];
-        var raw = _process.Memory.UncheckedSpan(address, words * 8);
+        var raw = _process.Memory.UncheckedReadOnlySpan(address, words * 8);
         for (int w = 0; w < words; w++) result[w] = BitConverter.ToUInt64(raw[(w * 8)..]);
         return result;
     }

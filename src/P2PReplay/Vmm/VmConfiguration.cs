@@ -12,6 +12,9 @@ internal sealed record VmConfiguration(
     /// <summary>The CPUID the guest sees; null: this host's baseline (a replay passes the recorded one).</summary>
     public Kvm.KvmCpuidEntry2[]? Cpuid { get; init; }
 
+    /// <summary>Log the pages the guest writes (KVM dirty log), for digests of written pages only.</summary>
+    public bool TrackGuestWrites { get; init; }
+
     public const ulong DefaultMemorySize = 512UL << 20;
     public const ulong MinimumMemorySize = 16UL << 20;
 }

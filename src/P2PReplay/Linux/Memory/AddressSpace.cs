@@ -120,6 +120,7 @@ public sealed class AddressSpace
             _memory.SetProtection(cutStart, cutEnd - cutStart, Protection.None);
             _mapper.SetProtection(cutStart, cutEnd - cutStart, Protection.None);
             _mapper.Discard(cutStart, cutEnd - cutStart);
+            _memory.MarkWritten(cutStart, cutEnd - cutStart);
             if (s < cutStart) kept.Add((s, cutStart));
             if (e > cutEnd) kept.Add((cutEnd, e));
         }
@@ -198,7 +199,7 @@ public sealed class AddressSpace
         for (ulong done = 0; done < copy;)
         {
             int chunk = (int)Math.Min(copy - done, 1UL << 30);
-            _memory.UncheckedSpan(oldStart + done, chunk).CopyTo(_memory.UncheckedSpan(newAddress + done, chunk));
+            _memory.UncheckedReadOnlySpan(oldStart + done, chunk).CopyTo(_memory.UncheckedSpan(newAddress + done, chunk));
             done += (ulong)chunk;
         }
         Unmap(oldStart, oldLength);

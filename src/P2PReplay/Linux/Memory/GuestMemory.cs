@@ -16,6 +16,8 @@ public sealed unsafe class GuestMemory
 
     private readonly byte* _base;
     private readonly Protection[] _pages;
+    // Pages the VMM wrote (syscall results, loader, mremap copies, discards) since the last TakeWrittenPages.
+    private readonly ulong[] _written;
 
     /// <param name="basePointer">host address of guest-physical 0</param>
     /// <param name="userEnd">first address past the user-visible range (the guest's address space limit)</param>
@@ -25,6 +27,30 @@ public sealed unsafe class GuestMemory
         _base = basePointer;
         UserEnd = userEnd;
         _pages = new Protection[userEnd >> PageShift];
+        _written = new ulong[((userEnd >> PageShift) + 63) / 64];
+    }
+
+    /// <summary>
+    /// ORs into the bitmap (one bit per page below <see cref="UserEnd"/>) the pages the guest CPU wrote since the
+    /// previous call, and re-arms that tracking; the VMM sets it when the VM logs dirty pages (KVM_GET_DIRTY_LOG).
+    /// </summary>
+    public Action<ulong[]>? CollectGuestWrites { get; set; }
+
+    /// <summary>Marks pages as written by the VMM itself (KVM's dirty log does not see writes through the host mapping).</summary>
+    public void MarkWritten(ulong address, ulong length)
+    {
+        if (length == 0 || address >= UserEnd) return;
+        ulong last = Math.Min(address + length - 1, UserEnd - 1) >> PageShift;
+        for (ulong page = address >> PageShift; page <= last; page++) _written[page >> 6] |= 1UL << (int)(page & 63);
+    }
+
+    /// <summary>Pages written by the guest or the VMM since the previous call (one bit per page), and starts a new interval.</summary>
+    public ulong[] TakeWrittenPages()
+    {
+        var taken = (ulong[])_written.Clone();
+        Array.Clear(_written);
+        CollectGuestWrites?.Invoke(taken);
+        return taken;
     }
 
     public ulong UserEnd { get; }
@@ -79,6 +105,7 @@ public sealed unsafe class GuestMemory
         }
         // SAFETY: [address, address+length) lies inside UserEnd, which the host mapping covers.
         span = new Span<byte>(_base + address, length);
+        MarkWritten(address, (ulong)length);
         return true;
     }
 
@@ -142,11 +169,20 @@ public sealed unsafe class GuestMemory
         return result;
     }
 
-    /// <summary>Direct access for the VMM's loader and digests; bypasses guest protections.</summary>
+    /// <summary>Direct write access for the VMM (loader, mremap, discards); bypasses guest protections, marks the pages written.</summary>
     public Span<byte> UncheckedSpan(ulong address, int length)
     {
         if (address + (ulong)length > UserEnd || length < 0) throw new ArgumentOutOfRangeException(nameof(address));
+        MarkWritten(address, (ulong)length);
         // SAFETY: the range was bounds-checked against UserEnd just above.
         return new Span<byte>(_base + address, length);
+    }
+
+    /// <summary>Direct read access for the VMM (digests, exception frames); bypasses guest protections.</summary>
+    public ReadOnlySpan<byte> UncheckedReadOnlySpan(ulong address, int length)
+    {
+        if (address + (ulong)length > UserEnd || length < 0) throw new ArgumentOutOfRangeException(nameof(address));
+        // SAFETY: the range was bounds-checked against UserEnd just above.
+        return new ReadOnlySpan<byte>(_base + address, length);
     }
 }
