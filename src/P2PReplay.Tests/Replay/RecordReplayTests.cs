@@ -116,6 +116,16 @@ public sealed class RecordReplayTests
     }
 
     [KvmFact]
+    public void A_divergence_names_the_syscall_and_the_register_role()
+    {
+        string program = Repo.Guest("glibc", "stdin_cat");
+        var recorded = Recordings.Record(program, [], stdin: "hello there\n"u8.ToArray(), digestInterval: 1);
+        byte[] tampered = LogSurgery.RewriteFirstEvent(recorded.Log, InputKind.Stdin, e => e with { Data = e.Data[..^1] });
+        var error = Assert.Throws<ReplayDivergenceException>(() => Recordings.Replay(tampered, program));
+        Assert.Matches("divergence at vCPU 0, exit [0-9]+ \\(read\\): register rax \\(result of read\\): recorded 0xc, replayed 0xb", error.Message);
+    }
+
+    [KvmFact]
     public void A_missing_input_is_caught_where_the_replay_asks_for_it()
     {
         string program = Repo.Guest("musl", "time");

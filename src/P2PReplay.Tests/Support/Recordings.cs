@@ -20,7 +20,7 @@ public static class Recordings
         var log = new MemoryStream();
         var host = new FakeHost(stdin, seed) { ClockStep = 1000 };
         RunResult result;
-        using (var recorder = new Recorder(log, RecordingSession.BuildHeader(config, cpuid, hostCpu, digestInterval)))
+        using (var recorder = new Recorder(log, RecordingSession.BuildHeader(config, cpuid, hostCpu, digestInterval, rateLimited: false)))
         {
             using var vm = MicroVm.Create(config, new RecordingHost(host, recorder), null);
             RecordingSession.Attach(vm, recorder);

@@ -57,7 +57,7 @@ internal static class LogCommand
                         $"  memory    {header.MemorySize >> 20} MiB",
                         $"  host      {header.HostCpu}{(header.TimeStampCounterTrapped ? "" : " (rdtsc/cpuid not trapped)")}",
                         $"  cpuid     {header.Cpuid.Count} leaves",
-                        $"  digests   every {header.DigestInterval} exits at most, over {header.DigestMemory} memory");
+                        $"  digests   every {header.DigestInterval} exits{(header.DigestRateLimited ? " (rate-limited)" : "")}, over {header.DigestMemory} memory");
                 case LogRecordKind.Event:
                     events++;
                     var input = InputEvent.Decode(record.Payload.Span);
@@ -69,7 +69,8 @@ internal static class LogCommand
                 case LogRecordKind.Digest:
                     digests++;
                     var digest = StateDigest.Decode(record.Payload.Span);
-                    return $"exit {digest.Exit,8}  digest  rip 0x{digest.Registers[16]:x} rsp 0x{digest.Registers[6]:x}, {digest.Memory.Length} memory blocks, state {digest.Combined():x16}";
+                    string after = digest.Syscall >= 0 ? SyscallNames.Get(digest.Syscall) : "(trap)";
+                    return $"exit {digest.Exit,8}  digest  {after,-16} rip 0x{digest.Registers[16]:x} rsp 0x{digest.Registers[6]:x}, {digest.Memory.Length} memory blocks, state {digest.Combined():x16}";
                 case LogRecordKind.Trailer:
                     var trailer = JsonSerializer.Deserialize(record.Payload.Span, LogJsonContext.Default.LogTrailer)!;
                     return $"end: {trailer.Exits} exits, {trailer.Events} inputs, {trailer.Digests} digests, exit status {trailer.Status}";

@@ -35,7 +35,7 @@ internal static class RecordingSession
     public static KvmCpuidEntry2[] FromLeaves(IReadOnlyList<CpuidLeaf> leaves) =>
         leaves.Select(l => new KvmCpuidEntry2 { Function = l.Function, Index = l.Index, Flags = l.Flags, Eax = l.Eax, Ebx = l.Ebx, Ecx = l.Ecx, Edx = l.Edx }).ToArray();
 
-    public static LogHeader BuildHeader(VmConfiguration config, KvmCpuidEntry2[] cpuid, HostCpu host, long digestInterval) => new()
+    public static LogHeader BuildHeader(VmConfiguration config, KvmCpuidEntry2[] cpuid, HostCpu host, long digestInterval, bool rateLimited) => new()
     {
         ProgramPath = config.ProgramGuestPath,
         ProgramSha256 = ImageHash.Of(config.Program),
@@ -48,6 +48,7 @@ internal static class RecordingSession
         HostCpu = host.ToString(),
         TimeStampCounterTrapped = host.CanTrapTimeStampCounter,
         DigestInterval = digestInterval,
+        DigestRateLimited = rateLimited,
         DigestMemory = config.TrackGuestWrites ? DigestMemory.Written : DigestMemory.Mapped,
     };
 }

@@ -14,7 +14,7 @@ internal static class RunCommand
 
     public sealed record Options(string Program, IReadOnlyList<string> Arguments, string? Root, ulong Memory,
         IReadOnlyList<string> Environment, bool TraceSyscalls, string? Record = null, long DigestInterval = DefaultDigestInterval,
-        string DigestMemory = Replay.DigestMemory.Mapped);
+        string DigestMemory = Replay.DigestMemory.Mapped, bool DigestIntervalGiven = false);
 
     public static Options Parse(ReadOnlySpan<string> args)
     {
@@ -25,6 +25,7 @@ internal static class RunCommand
         string? record = null;
         long digestInterval = DefaultDigestInterval;
         string digestMemory = DigestMemory.Mapped;
+        bool digestIntervalGiven = false;
         int i = 0;
         for (; i < args.Length; i++)
         {
@@ -50,6 +51,7 @@ internal static class RunCommand
                     string n = OptionValue(args, ref i);
                     if (!long.TryParse(n, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out digestInterval) || digestInterval < 1)
                         throw new UsageException($"--digest-every takes a number of exits, not '{n}'");
+                    digestIntervalGiven = true;
                     break;
                 default:
                     if (a.StartsWith('-')) throw new UsageException($"unknown option '{a}' for run");
@@ -58,7 +60,7 @@ internal static class RunCommand
         }
     done:
         if (i >= args.Length) throw new UsageException("run needs a program: p2preplay run [options] -- PROGRAM [ARGS...]");
-        return new Options(args[i], args[(i + 1)..].ToArray(), root, memory, environment, trace, record, digestInterval, digestMemory);
+        return new Options(args[i], args[(i + 1)..].ToArray(), root, memory, environment, trace, record, digestInterval, digestMemory, digestIntervalGiven);
     }
 
     private static string OptionValue(ReadOnlySpan<string> args, ref int i)
@@ -103,7 +105,7 @@ internal static class RunCommand
                 if (!hostCpu.CanTrapTimeStampCounter)
                     Console.Error.WriteLine($"p2preplay: note: this host ({hostCpu.KvmModule}) cannot trap rdtsc, cpuid or rdrand: a guest that executes them directly reads the host's values, which the recording does not hold");
                 log = OpenLog(logPath);
-                recorder = new Recorder(log, RecordingSession.BuildHeader(config, cpuid, hostCpu, options.DigestInterval));
+                recorder = new Recorder(log, RecordingSession.BuildHeader(config, cpuid, hostCpu, options.DigestInterval, rateLimited: !options.DigestIntervalGiven));
                 host = new RecordingHost(host, recorder);
             }
             using (log)

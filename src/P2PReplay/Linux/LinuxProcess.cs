@@ -49,6 +49,9 @@ public sealed class LinuxProcess
     /// <summary>The syscall being handled (-1 between syscalls): logged with each input, for divergence reports.</summary>
     public int CurrentSyscall { get; internal set; } = -1;
 
+    /// <summary>The syscall of the latest exit (-1 when that exit was not a syscall): digests name it.</summary>
+    public int LastSyscall { get; set; } = -1;
+
     /// <summary>set_tid_address: cleared (and futex-woken) at thread exit.</summary>
     public ulong ClearChildTid { get; set; }
 

@@ -54,8 +54,11 @@ public sealed record LogHeader
     /// <summary>False on kvm_pvm: guest rdtsc/cpuid/rdrand read the host directly and are not logged.</summary>
     public required bool TimeStampCounterTrapped { get; init; }
 
-    /// <summary>A digest at most every this many exits (and at the end).</summary>
+    /// <summary>A digest every this many exits (and at the end).</summary>
     public required long DigestInterval { get; init; }
+
+    /// <summary>The recorder skipped due digests while they would have cost over 2% of the run (the default).</summary>
+    public bool DigestRateLimited { get; init; } = true;
 
     /// <summary>Which memory digests cover: <see cref="DigestMemory.Mapped"/> or <see cref="DigestMemory.Written"/>.</summary>
     public string DigestMemory { get; init; } = Replay.DigestMemory.Mapped;

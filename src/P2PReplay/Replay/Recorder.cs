@@ -7,9 +7,9 @@ namespace P2PReplay.Replay;
 
 /// <summary>
 /// Writes a recording: the header, every input the host hands the guest (through <see cref="RecordingHost"/>),
-/// state digests after exits, and the trailer. Digests come every <see cref="LogHeader.DigestInterval"/> exits at
-/// most, and are skipped while they would cost more than about 2% of the run (large memories); the exits that got
-/// one are in the log, so replay checks exactly those.
+/// state digests after exits, and the trailer. Digests come every <see cref="LogHeader.DigestInterval"/> exits; with
+/// <see cref="LogHeader.DigestRateLimited"/> a due digest is skipped while it would cost more than about 2% of the
+/// run (large memories). The exits that got one are in the log, so replay checks exactly those.
 /// </summary>
 public sealed class Recorder : IDisposable
 {
@@ -70,7 +70,7 @@ public sealed class Recorder : IDisposable
             return;
         }
         if (exit - _lastDigestExit < _interval) return;
-        if (_clock.Elapsed - _lastDigestAt < _lastDigestCost * MaxDigestShare) return;
+        if (Header.DigestRateLimited && _clock.Elapsed - _lastDigestAt < _lastDigestCost * MaxDigestShare) return;
         WriteDigest(exit);
     }
 

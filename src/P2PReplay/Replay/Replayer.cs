@@ -135,8 +135,14 @@ public sealed class Replayer : IDisposable
 
     private delegate T DecodeSpan<T>(ReadOnlySpan<byte> payload);
 
-    private ReplayDivergenceException Diverged(long exit, string what) =>
-        new(0, exit, Process is { CurrentSyscall: >= 0 } p ? SyscallNames.Get(p.CurrentSyscall) : "", what);
+    private ReplayDivergenceException Diverged(long exit, string what) => new(0, exit, SyscallName(Process), what);
+
+    private static string SyscallName(LinuxProcess? process) => process switch
+    {
+        { CurrentSyscall: >= 0 } p => SyscallNames.Get(p.CurrentSyscall),
+        { LastSyscall: >= 0 } p => SyscallNames.Get(p.LastSyscall),
+        _ => "",
+    };
 
     private ReplayTruncatedException Truncated(long exit) => new(
         $"the log ends after chunk {_reader.ChunksRead - 1} (byte {_reader.LastGoodOffset}): the recording was cut off there. " +

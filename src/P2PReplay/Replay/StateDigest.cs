@@ -22,7 +22,7 @@ public static class DigestMemory
 /// personality (memory map, open files, writable layer, signals), the output so far, and every mapped block of guest
 /// memory. Replay recomputes it at the same exit; the first difference names what diverged.
 /// </summary>
-public sealed record StateDigest(long Exit, ulong[] Registers, ulong Personality, ulong Output, ulong Granularity, MemoryBlock[] Memory)
+public sealed record StateDigest(long Exit, int Syscall, ulong[] Registers, ulong Personality, ulong Output, ulong Granularity, MemoryBlock[] Memory)
 {
     public const ulong BlockSize = 64 * 1024;
     public const ulong PageSize = 4096;
@@ -42,7 +42,7 @@ public sealed record StateDigest(long Exit, ulong[] Registers, ulong Personality
             r.Rip, r.Rflags, process.Cpu.FsBase, process.Cpu.GsBase,
         ];
         bool written = memory == DigestMemory.Written;
-        return new StateDigest(exit, registers, PersonalityDigest.Compute(process), outputHash, written ? PageSize : BlockSize,
+        return new StateDigest(exit, process.LastSyscall, registers, PersonalityDigest.Compute(process), outputHash, written ? PageSize : BlockSize,
             written ? HashWrittenPages(process) : HashMemory(process));
     }
 
@@ -80,6 +80,7 @@ public sealed record StateDigest(long Exit, ulong[] Registers, ulong Personality
     public void Encode(ByteWriter w)
     {
         w.VarU((ulong)Exit);
+        w.VarI(Syscall);
         w.VarU((ulong)Registers.Length);
         foreach (ulong value in Registers) w.U64(value);
         w.U64(Personality);
@@ -99,6 +100,8 @@ public sealed record StateDigest(long Exit, ulong[] Registers, ulong Personality
     {
         var r = new ByteReader(payload);
         long exit = (long)r.VarU();
+        long syscall = r.VarI();
+        if (syscall < -1 || syscall > int.MaxValue) throw new FormatException("digest syscall out of range");
         int count = r.Int32(RegisterNames.Length);
         var registers = new ulong[count];
         for (int i = 0; i < count; i++) registers[i] = r.U64();
@@ -117,7 +120,7 @@ public sealed record StateDigest(long Exit, ulong[] Registers, ulong Personality
             memory[i] = new MemoryBlock(address, r.U64());
         }
         if (!r.AtEnd) throw new FormatException("trailing bytes after a digest");
-        return new StateDigest(exit, registers, personality, output, granularity, memory);
+        return new StateDigest(exit, (int)syscall, registers, personality, output, granularity, memory);
     }
 
     /// <summary>The first difference from another digest of the same exit, in words; null when equal.</summary>
@@ -126,7 +129,7 @@ public sealed record StateDigest(long Exit, ulong[] Registers, ulong Personality
         for (int i = 0; i < Math.Max(Registers.Length, replayed.Registers.Length); i++)
         {
             ulong a = i < Registers.Length ? Registers[i] : 0, b = i < replayed.Registers.Length ? replayed.Registers[i] : 0;
-            if (a != b) return $"register {RegisterNames[i]}: recorded 0x{a:x}, replayed 0x{b:x}";
+            if (a != b) return $"register {RegisterNames[i]}{ArgumentRole(i)}: recorded 0x{a:x}, replayed 0x{b:x}";
         }
         string what = Granularity == PageSize ? "written" : "mapped";
         for (int i = 0; i < Math.Max(Memory.Length, replayed.Memory.Length); i++)
@@ -143,6 +146,16 @@ public sealed record StateDigest(long Exit, ulong[] Registers, ulong Personality
         if (Output != replayed.Output) return "the program's output so far differs";
         if (Personality != replayed.Personality) return "the kernel-side state differs (memory map, open files, writable layer or signals)";
         return null;
+    }
+
+    /// <summary>After a syscall exit, argument registers still hold its arguments (rax its result): say so.</summary>
+    private string ArgumentRole(int register)
+    {
+        if (Syscall < 0) return "";
+        string name = Linux.Syscalls.SyscallNames.Get(Syscall);
+        int argument = register switch { 5 => 1, 4 => 2, 3 => 3, 10 => 4, 8 => 5, 9 => 6, _ => 0 }; // rdi rsi rdx r10 r8 r9
+        if (argument > 0) return $" (argument {argument} of {name})";
+        return register == 0 ? $" (result of {name})" : "";
     }
 
     /// <summary>One hash of the whole digest, for summaries.</summary>

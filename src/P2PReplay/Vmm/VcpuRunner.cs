@@ -123,6 +123,7 @@ internal sealed class VcpuRunner
                 HandleSyscall();
                 break;
             case KvmExitReason.Io when _vcpu.IoPort == GuestLayout.ExceptionPort:
+                _process.LastSyscall = -1;
                 HandleException();
                 break;
             case KvmExitReason.Io:

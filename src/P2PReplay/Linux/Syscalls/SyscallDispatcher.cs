@@ -21,12 +21,14 @@ public sealed class SyscallDispatcher
         Count++;
         if ((uint)args.Number >= (uint)_table.Length)
         {
+            process.LastSyscall = args.Number;
             CountUnsupported(args.Number);
             _tracer?.TraceUnknown(args);
             return -Errno.ENOSYS;
         }
         var row = _table[args.Number];
         process.CurrentSyscall = args.Number;
+        process.LastSyscall = args.Number;
         long result = row.Handler(process, args);
         process.CurrentSyscall = -1;
         if (row.Level == SupportLevel.Unsupported) CountUnsupported(args.Number);
