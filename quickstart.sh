@@ -26,5 +26,13 @@ echo
 echo "==> p2preplay run -- /bin/busybox sha256sum /proc/self/exe"
 out/p2preplay run -- /bin/busybox sha256sum /proc/self/exe
 echo
+echo "==> record a run, then replay it: the replay shows the recorded time, not the current one"
+log="$(mktemp -d)/date.p2plog"
+out/p2preplay run --record "$log" -- /bin/busybox date -u '+the guest read the clock: %Y-%m-%d %H:%M:%S UTC'
+sleep 1
+out/p2preplay replay "$log"
+out/p2preplay log inspect "$log" | tail -4
+
+echo
 echo "==> a crash is reported like a shell would:"
 out/p2preplay run -- tests/guests/build/glibc/nullderef || echo "(exit status $?)"

@@ -36,9 +36,10 @@ internal sealed class VcpuContext(KvmVcpu vcpu) : ICpuContext
         get
         {
             var registers = Registers;
-            if (registers.Rip == GuestLayout.SyscallStubAddress + 2 && vcpu.SyncSregs.Cs.Dpl == 0)
+            if (registers.Rip == GuestLayout.SyscallStubAddress + 2)
             {
-                // VMX/SVM: the stub's SYSRETQ is still to run; apply it (SDM 2B SYSRET) so digests match kvm_pvm.
+                // The return from the syscall is still pending (VMX/SVM: the stub's SYSRETQ; any host: the exit that
+                // ended the guest). Apply it as SYSRET would (SDM 2B) so digests are the same on every hypervisor.
                 registers.Rip = registers.Rcx;
                 registers.Rflags = X86.SysretFlags(registers.R11);
             }
