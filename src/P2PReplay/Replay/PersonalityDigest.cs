@@ -23,7 +23,7 @@ public static class PersonalityDigest
         {
             hash.Add(start);
             hash.Add(end);
-            for (ulong page = start; page < end; page += Linux.Memory.GuestMemory.PageSize) hash.AddByte((byte)p.Memory.GetProtection(page));
+            hash.AddBytes(p.Memory.ProtectionBytes(start, end - start));
         }
 
         foreach (int fd in p.Files.OpenDescriptors())
@@ -78,12 +78,6 @@ public static class PersonalityDigest
         {
             BinaryPrimitives.WriteUInt64LittleEndian(_word, value);
             _hash.Append(_word);
-        }
-
-        public void AddByte(byte value)
-        {
-            _word[0] = value;
-            _hash.Append(_word.AsSpan(0, 1));
         }
 
         public void AddBytes(ReadOnlySpan<byte> bytes)

@@ -61,6 +61,10 @@ public sealed unsafe class GuestMemory
 
     public Protection GetProtection(ulong address) => address < UserEnd ? _pages[address >> PageShift] : Protection.None;
 
+    /// <summary>The protections of the pages of a page-aligned range, one byte each (for state digests).</summary>
+    public ReadOnlySpan<byte> ProtectionBytes(ulong start, ulong length) =>
+        MemoryMarshal.AsBytes(_pages.AsSpan((int)(start >> PageShift), (int)(length >> PageShift)));
+
     /// <summary>Records the guest-visible protection of a page range (the page tables are changed by the caller's mapper).</summary>
     public void SetProtection(ulong start, ulong length, Protection protection)
     {
