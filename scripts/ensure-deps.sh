@@ -3,7 +3,8 @@
 set -euo pipefail
 
 need=()
-for pkg in busybox-static musl-tools gcc libc6-dev file; do
+# curl, python3: control-socket tests; iproute2: the mDNS network-namespace test; systemd: systemd-analyze verify of the unit.
+for pkg in busybox-static musl-tools gcc libc6-dev file curl iproute2 systemd adduser python3; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then

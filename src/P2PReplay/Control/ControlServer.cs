@@ -154,6 +154,7 @@ internal sealed partial class ControlServer : IAsyncDisposable
                 }
                 await client.SendAsync(response.Encode(), SocketFlags.None, timeout.Token).ConfigureAwait(false);
                 client.Shutdown(SocketShutdown.Send);
+                await DrainAsync(client, timeout.Token).ConfigureAwait(false);
             }
         }
         catch (OperationCanceledException)
@@ -171,6 +172,26 @@ internal sealed partial class ControlServer : IAsyncDisposable
         finally
         {
             slots.Release();
+        }
+    }
+
+    /// <summary>
+    /// Reads what the client still sends (bounded) before closing: closing with unread bytes would reset the
+    /// connection and the client might lose the answer (a "lingering close").
+    /// </summary>
+    private static async Task DrainAsync(Socket client, CancellationToken cancel)
+    {
+        byte[] sink = new byte[4096];
+        int total = 0;
+        using var linger = CancellationTokenSource.CreateLinkedTokenSource(cancel);
+        linger.CancelAfter(TimeSpan.FromSeconds(1));
+        try
+        {
+            int read;
+            while (total < 1 << 20 && (read = await client.ReceiveAsync(sink, SocketFlags.None, linger.Token).ConfigureAwait(false)) > 0) total += read;
+        }
+        catch (OperationCanceledException) when (!cancel.IsCancellationRequested)
+        {
         }
     }
 

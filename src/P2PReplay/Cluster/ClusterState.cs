@@ -1,0 +1,96 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+
+namespace P2PReplay.Cluster;
+
+/// <summary>Where one VM runs: its fencing epoch, its primary and replicas (node ids), and its image's hash.</summary>
+internal sealed record Placement(string Vm, ulong Epoch, string Primary, IReadOnlyList<string> Replicas, string ImageHash);
+
+/// <summary>A change to the replicated cluster state, carried in a Raft log entry.</summary>
+[JsonPolymorphic(TypeDiscriminatorPropertyName = "op")]
+[JsonDerivedType(typeof(PutPlacement), "put-placement")]
+[JsonDerivedType(typeof(RemovePlacement), "remove-placement")]
+internal abstract record ClusterCommand;
+
+/// <summary>Creates or replaces a VM's placement; refused unless its epoch is higher than the current one.</summary>
+internal sealed record PutPlacement(Placement Placement) : ClusterCommand;
+
+internal sealed record RemovePlacement(string Vm) : ClusterCommand;
+
+/// <summary>What applying a command did (the proposer reports it to its client).</summary>
+internal sealed record ApplyResult(bool Applied, string Message);
+
+/// <summary>
+/// The cluster's replicated state machine: the placement table (VM -> epoch, primary, replicas, image hash).
+/// Applied in Raft commit order on every node, so it must be deterministic: no clocks, no randomness, no I/O.
+/// </summary>
+internal sealed class ClusterState
+{
+    private readonly SortedDictionary<string, Placement> placements = new(StringComparer.Ordinal);
+
+    /// <summary>The Raft index of the last applied entry.</summary>
+    public ulong AppliedIndex { get; private set; }
+
+    public IReadOnlyCollection<Placement> Placements => placements.Values;
+
+    public Placement? Find(string vm) => placements.GetValueOrDefault(vm);
+
+    public static byte[] Encode(ClusterCommand command) => JsonSerializer.SerializeToUtf8Bytes(command, ClusterJsonContext.Default.ClusterCommand);
+
+    /// <summary>Applies a committed entry's data. An undecodable entry is skipped identically on every node.</summary>
+    public ApplyResult Apply(ulong index, ReadOnlySpan<byte> data)
+    {
+        if (index <= AppliedIndex) throw new InvalidOperationException($"entry {index} applied out of order (applied up to {AppliedIndex})");
+        AppliedIndex = index;
+        if (data.IsEmpty) return new ApplyResult(false, "empty entry (a new leader's no-op)");
+        ClusterCommand? command;
+        try
+        {
+            command = JsonSerializer.Deserialize(data, ClusterJsonContext.Default.ClusterCommand);
+        }
+        catch (JsonException e)
+        {
+            return new ApplyResult(false, $"undecodable command: {e.Message}");
+        }
+        switch (command)
+        {
+            case PutPlacement { Placement: var placement }:
+                if (placements.TryGetValue(placement.Vm, out var current) && placement.Epoch <= current.Epoch)
+                    return new ApplyResult(false, $"stale epoch {placement.Epoch} for {placement.Vm} (current {current.Epoch})");
+                placements[placement.Vm] = placement;
+                return new ApplyResult(true, $"{placement.Vm} epoch {placement.Epoch} primary {placement.Primary}");
+            case RemovePlacement { Vm: var vm }:
+                return placements.Remove(vm) ? new ApplyResult(true, $"{vm} removed") : new ApplyResult(false, $"no VM named {vm}");
+            default:
+                return new ApplyResult(false, "unknown command");
+        }
+    }
+
+    /// <summary>The whole state, for a Raft snapshot.</summary>
+    public byte[] Snapshot() =>
+        JsonSerializer.SerializeToUtf8Bytes(new ClusterSnapshot(AppliedIndex, [.. placements.Values]), ClusterJsonContext.Default.ClusterSnapshot);
+
+    /// <summary>Replaces the state with a snapshot's.</summary>
+    public void Restore(ReadOnlySpan<byte> snapshot)
+    {
+        var decoded = snapshot.IsEmpty ? new ClusterSnapshot(0, []) : JsonSerializer.Deserialize(snapshot, ClusterJsonContext.Default.ClusterSnapshot)
+            ?? throw new InvalidDataException("the cluster state snapshot is null");
+        placements.Clear();
+        foreach (var placement in decoded.Placements) placements[placement.Vm] = placement;
+        AppliedIndex = decoded.AppliedIndex;
+    }
+
+    /// <summary>Restores a snapshot taken at a Raft index (the snapshot's own index may be lower when it was empty).</summary>
+    public void Restore(ReadOnlySpan<byte> snapshot, ulong index)
+    {
+        Restore(snapshot);
+        AppliedIndex = Math.Max(AppliedIndex, index);
+    }
+}
+
+internal sealed record ClusterSnapshot(ulong AppliedIndex, IReadOnlyList<Placement> Placements);
+
+[JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.SnakeCaseLower)]
+[JsonSerializable(typeof(ClusterCommand))]
+[JsonSerializable(typeof(ClusterSnapshot))]
+internal sealed partial class ClusterJsonContext : JsonSerializerContext;
