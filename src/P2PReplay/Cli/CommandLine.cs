@@ -14,6 +14,14 @@ internal static class CommandLine
                   re-execute a recording in a fresh VM and verify it
           log inspect LOG
                   print a recording's header and events
+          daemon [--config FILE] [--data-dir DIR] [--socket PATH] [--listen IP:PORT] [--seed HOST:PORT]... [--site LABEL] [--mdns on|off]
+                  the service: joins the cluster and serves the control socket (normally started by systemd)
+          status [--json] [--socket PATH]
+                  this node, the Raft leader and term, the members
+          peers [--json] [--socket PATH]
+                  the cluster's members: id, address, site, state, last seen, round-trip time
+          cluster init | cluster join TOKEN [--socket PATH]
+                  create a cluster (prints a join token) or join one
           help    show this text
         """;
 
@@ -31,6 +39,10 @@ internal static class CommandLine
                 "run" => RunCommand.Execute(args.AsSpan(1)),
                 "replay" => ReplayCommand.Execute(args.AsSpan(1)),
                 "log" => LogCommand.Execute(args.AsSpan(1)),
+                "daemon" => DaemonCommand.Execute(args.AsSpan(1)),
+                "status" => AdminCommands.Status(args.AsSpan(1)),
+                "peers" => AdminCommands.Peers(args.AsSpan(1)),
+                "cluster" => AdminCommands.Cluster(args.AsSpan(1)),
                 _ => throw new UsageException($"unknown command '{args[0]}'"),
             };
         }

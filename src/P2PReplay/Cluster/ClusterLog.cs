@@ -1,0 +1,40 @@
+using Microsoft.Extensions.Logging;
+
+namespace P2PReplay.Cluster;
+
+/// <summary>The cluster node's log lines (source-generated).</summary>
+internal static partial class ClusterLog
+{
+    [LoggerMessage(Level = LogLevel.Information, Message = "node {NodeId}: peer port {Address}, site {Site}, {Cores} cores, {MemoryMiB} MiB")]
+    public static partial void Started(ILogger logger, string nodeId, string address, string site, int cores, long memoryMiB);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "created a new cluster; this node is its first voter")]
+    public static partial void ClusterCreated(ILogger logger);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "joined a cluster; dialing {Count} seed peers: {Seeds}")]
+    public static partial void ClusterJoined(ILogger logger, int count, string seeds);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "raft: {State} in term {Term}, leader {Leader}")]
+    public static partial void RaftRole(ILogger logger, string state, ulong term, string leader);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "raft: membership change {Change} (leader's proposal)")]
+    public static partial void ProposedMembership(ILogger logger, string change);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "raft: configuration now {Voters} voters, {Learners} learners")]
+    public static partial void Membership(ILogger logger, int voters, int learners);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "gossip: {Member} ({Address}) is {Status}")]
+    public static partial void MemberChanged(ILogger logger, string member, string address, string status);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "mDNS: found peer {NodeId} at {Address}")]
+    public static partial void LanPeerFound(ILogger logger, string nodeId, string address);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "dropped a {Kind} message from {Peer}: {Reason}")]
+    public static partial void DroppedMessage(ILogger logger, string kind, string peer, string reason);
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "cluster loop step failed; continuing")]
+    public static partial void LoopFailed(ILogger logger, Exception exception);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "the cluster loop fell {Milliseconds} ms behind its clock")]
+    public static partial void LoopLate(ILogger logger, long milliseconds);
+}

@@ -1,0 +1,310 @@
+using System.Globalization;
+using Microsoft.Extensions.Logging;
+using P2PReplay.Consensus;
+using P2PReplay.Discovery.Gossip;
+using P2PReplay.Discovery.Mdns;
+using P2PReplay.Transport;
+
+namespace P2PReplay.Cluster;
+
+internal sealed partial class ClusterNode
+{
+    private static readonly TimeSpan LanQueryFast = TimeSpan.FromSeconds(2);
+    private static readonly TimeSpan LanQuerySlow = TimeSpan.FromSeconds(30);
+    private const int CapacityRefreshMs = 10_000;
+    private const int MembershipCheckMs = 500;
+    /// <summary>A member gossip has declared dead for this long loses its Raft seat.</summary>
+    private const int DeadBeforeRemovalMs = 30_000;
+
+    private long nextLanQueryMs, nextCapacityMs, nextMembershipMs;
+    private string lastRole = "";
+    private (int Voters, int Learners) lastConfiguration;
+    private readonly Dictionary<string, long> deadSince = new(StringComparer.Ordinal);
+
+    /// <summary>Starts the peer listener, gossip, Raft and mDNS for a cluster secret (on the loop, or before it runs).</summary>
+    private async Task StartFabricAsync(ClusterSecret clusterSecret, bool bootstrap, IReadOnlyList<string> seeds, CancellationToken cancel)
+    {
+        var context = new TransportContext(identity, clusterSecret, new TransportOptions(), time, logger: loggers.CreateLogger("p2preplay.transport"));
+        var peers = await PeerNetwork.StartAsync(context, config.Listen, advertisedAddress, OnPeerMessage, cancel).ConfigureAwait(false);
+        if (config.Listen.Port == 0 && config.Advertise is null)
+            advertisedAddress = advertisedAddress[..advertisedAddress.LastIndexOf(':')] + ":" + peers.LocalEndPoint.Port.ToString(CultureInfo.InvariantCulture);
+
+        var self = new MemberInfo(identity.NodeId, advertisedAddress, config.Site, NodeCapacity.Cores, NodeCapacity.MemoryBytes, NodeCapacity.State(NodeCapacity.LoadAverage(), NodeCapacity.Cores));
+        var members = new GossipNode(new GossipConfig(), self, new Random(random.Next()));
+        string[] dial = seeds.Where(s => s != advertisedAddress).Distinct(StringComparer.Ordinal).ToArray();
+        if (dial.Length > 0) members.Join(dial, NowMs);
+
+        var storage = new FileRaftStorage(Path.Combine(config.DataDir, "raft"));
+        if (bootstrap) storage.Bootstrap(identity.NumericId);
+        var consensus = new RaftNode(new RaftConfig
+        {
+            Id = identity.NumericId,
+            ElectionTicks = ElectionTicks,
+            HeartbeatTicks = HeartbeatTicks,
+            PreVote = true,
+            CheckQuorum = true,
+        }, storage, new Random(random.Next()));
+        state.Restore(storage.Snapshot.Data, storage.Snapshot.Metadata.Index);
+
+        secret = clusterSecret;
+        network = peers;
+        gossip = members;
+        raftStorage = storage;
+        raft = consensus;
+        ClusterLog.Started(logger, identity.NodeId, advertisedAddress, config.Site, self.Cores, self.MemoryBytes >> 20);
+
+        if (config.Mdns)
+        {
+            var discovery = new MdnsDiscovery(identity.NodeId, int.Parse(advertisedAddress[(advertisedAddress.LastIndexOf(':') + 1)..], CultureInfo.InvariantCulture),
+                config.Site, config.Advertise, loggers.CreateLogger("p2preplay.mdns"));
+            discovery.PeerFound += peer => Post(() => OnLanPeer(peer));
+            discovery.Start();
+            lan = discovery;
+        }
+    }
+
+    /// <summary>The loop: queued work, then a tick whenever one is due, then Raft's Ready and gossip's packets.</summary>
+    private async Task RunLoopAsync()
+    {
+        var interval = TimeSpan.FromMilliseconds(config.TickMilliseconds);
+        long nextTick = time.GetTimestamp();
+        while (!stopping.IsCancellationRequested)
+        {
+            TimeSpan wait = time.GetElapsedTime(time.GetTimestamp(), nextTick);
+            if (wait > TimeSpan.Zero)
+            {
+                using var timeout = CancellationTokenSource.CreateLinkedTokenSource(stopping.Token);
+                timeout.CancelAfter(wait);
+                try
+                {
+                    if (!await inbox.Reader.WaitToReadAsync(timeout.Token).ConfigureAwait(false)) return;
+                }
+                catch (OperationCanceledException) when (!stopping.IsCancellationRequested)
+                {
+                }
+            }
+            try
+            {
+                while (inbox.Reader.TryRead(out var work)) work();
+                if (time.GetTimestamp() >= nextTick)
+                {
+                    Tick();
+                    nextTick += (long)(interval.TotalSeconds * time.TimestampFrequency);
+                    long behind = (long)time.GetElapsedTime(nextTick).TotalMilliseconds;
+                    if (behind > 10 * config.TickMilliseconds)
+                    {
+                        // After a stall (suspended machine, debugger) skip the missed ticks instead of racing through them.
+                        ClusterLog.LoopLate(logger, behind);
+                        nextTick = time.GetTimestamp();
+                    }
+                }
+                Flush();
+            }
+            catch (Exception e) when (e is not OutOfMemoryException)
+            {
+                ClusterLog.LoopFailed(logger, e);
+            }
+        }
+    }
+
+    private void Tick()
+    {
+        if (gossip is null || raft is null) return;
+        long now = NowMs;
+        gossip.Tick(now);
+        raft.Tick();
+        foreach (var change in gossip.TakeEvents()) OnGossipEvent(change, now);
+        if (now >= nextMembershipMs)
+        {
+            nextMembershipMs = now + MembershipCheckMs;
+            AdjustMembership(now);
+        }
+        if (now >= nextCapacityMs)
+        {
+            nextCapacityMs = now + CapacityRefreshMs;
+            string load = NodeCapacity.State(NodeCapacity.LoadAverage(), NodeCapacity.Cores);
+            if (load != gossip.Local.State) gossip.UpdateLocal(gossip.Local with { State = load });
+            knownPeers.Save(gossip.Members.Where(m => m.Info.NodeId != identity.NodeId && m.Status is MemberStatus.Alive).Select(m => m.Info.Address));
+        }
+        if (lan is not null && now >= nextLanQueryMs)
+        {
+            bool alone = !gossip.Members.Any(m => m.Info.NodeId != identity.NodeId && m.Status == MemberStatus.Alive);
+            nextLanQueryMs = now + (long)(alone ? LanQueryFast : LanQuerySlow).TotalMilliseconds;
+            lan.Query();
+        }
+        PublishStatus();
+    }
+
+    /// <summary>Sends what gossip and Raft produced; persists Raft's state before its messages leave.</summary>
+    private void Flush()
+    {
+        if (gossip is null || raft is null || network is null || raftStorage is null) return;
+        while (raft.HasReady)
+        {
+            var ready = raft.TakeReady();
+            raftStorage.Save(ready.HardState, ready.Entries, ready.Snapshot);
+            if (ready.Snapshot is { } snapshot) state.Restore(snapshot.Data, snapshot.Metadata.Index);
+            foreach (var message in ready.Messages) SendRaft(message);
+            foreach (var entry in ready.CommittedEntries) Apply(entry);
+            raft.Advance(ready);
+        }
+        foreach (var packet in gossip.TakeOutgoing()) network.Send(packet.Address, ChannelKind.Gossip, packet.Payload);
+        string role = $"{raft.State}/{raft.Term}/{raft.LeaderId}";
+        if (role != lastRole)
+        {
+            lastRole = role;
+            ClusterLog.RaftRole(logger, RaftStateName(raft.State), raft.Term, raft.LeaderId == 0 ? "none" : NodeIdText(raft.LeaderId));
+            PublishStatus();
+        }
+    }
+
+    private void Apply(Entry entry)
+    {
+        if (entry.Type == EntryType.ConfChange)
+        {
+            var configuration = raft!.ConfState;
+            var now = (configuration.Voters.Count, configuration.Learners.Count);
+            if (now != lastConfiguration)
+            {
+                lastConfiguration = now;
+                ClusterLog.Membership(logger, now.Item1, now.Item2);
+            }
+            state.Apply(entry.Index, []);
+            return;
+        }
+        state.Apply(entry.Index, entry.Data);
+    }
+
+    private void SendRaft(Message message)
+    {
+        string? address = AddressOf(message.To);
+        if (address is null)
+        {
+            // Unknown to gossip (yet): Raft retries on its own, so dropping is safe.
+            return;
+        }
+        network!.Send(address, ChannelKind.Raft, RaftCodec.Encode(message));
+    }
+
+    private string? AddressOf(ulong raftId)
+    {
+        string id = NodeIdText(raftId);
+        foreach (var member in gossip!.Members)
+        {
+            if (member.Info.NodeId == id && member.Status is not MemberStatus.Left) return member.Info.Address;
+        }
+        return null;
+    }
+
+    internal static string NodeIdText(ulong id) => id.ToString("x16", CultureInfo.InvariantCulture);
+
+    internal static ulong? RaftIdOf(string nodeId) =>
+        nodeId.Length == 16 && ulong.TryParse(nodeId, NumberStyles.AllowHexSpecifier, CultureInfo.InvariantCulture, out ulong id) ? id : null;
+
+    /// <summary>Network input (any thread): decode and check it here, then hand it to the loop.</summary>
+    private void OnPeerMessage(PeerMessage message)
+    {
+        switch (message.Kind)
+        {
+            case ChannelKind.Gossip:
+                byte[] packet = message.Payload.ToArray();
+                Post(() => gossip?.Receive(message.RemoteAddress, packet, NowMs));
+                break;
+            case ChannelKind.Raft:
+                Message decoded;
+                try
+                {
+                    decoded = RaftCodec.Decode(message.Payload.Span);
+                }
+                catch (RaftFormatException e)
+                {
+                    ClusterLog.DroppedMessage(logger, "raft", message.RemoteNodeId, e.Message);
+                    return;
+                }
+                // The handshake proved who sent it: a member cannot speak for another in Raft.
+                if (NodeIdText(decoded.From) != message.RemoteNodeId)
+                {
+                    ClusterLog.DroppedMessage(logger, "raft", message.RemoteNodeId, $"claims to be from {NodeIdText(decoded.From)}");
+                    return;
+                }
+                Post(() => raft?.Step(decoded));
+                break;
+            default:
+                ClusterLog.DroppedMessage(logger, message.Kind.ToString(), message.RemoteNodeId, "no handler for this channel yet");
+                break;
+        }
+    }
+
+    private void OnLanPeer(LanPeer peer)
+    {
+        if (gossip is null) return;
+        if (gossip.Members.Any(m => m.Info.NodeId == peer.NodeId && m.Status == MemberStatus.Alive)) return;
+        ClusterLog.LanPeerFound(logger, peer.NodeId, peer.Address);
+        gossip.Join([peer.Address], NowMs);
+    }
+
+    private void OnGossipEvent(GossipEvent change, long now)
+    {
+        var member = change.Member;
+        if (member.Status is MemberStatus.Dead or MemberStatus.Left)
+        {
+            deadSince.TryAdd(member.Info.NodeId, now);
+        }
+        else
+        {
+            deadSince.Remove(member.Info.NodeId);
+        }
+        if (change.Kind is GossipEventKind.Joined or GossipEventKind.Suspect or GossipEventKind.Dead or GossipEventKind.Left or GossipEventKind.Alive)
+            ClusterLog.MemberChanged(logger, member.Info.NodeId, member.Info.Address, StatusName(member.Status));
+    }
+
+    /// <summary>The leader makes Raft's voters follow gossip's view: members join as learners, up to 5 vote.</summary>
+    private void AdjustMembership(long now)
+    {
+        if (raft is null || gossip is null || raft.State != RaftState.Leader) return;
+        var live = new List<ulong> { identity.NumericId };
+        foreach (var member in gossip.Members)
+        {
+            if (member.Status is MemberStatus.Alive or MemberStatus.Suspect && RaftIdOf(member.Info.NodeId) is ulong id && id != identity.NumericId) live.Add(id);
+        }
+        var dead = deadSince.Where(d => now - d.Value >= DeadBeforeRemovalMs).Select(d => RaftIdOf(d.Key)).OfType<ulong>().ToHashSet();
+        var change = VoterPolicy.Next(raft.ConfState, live, dead, MaxVoters);
+        if (change is null) return;
+        if (raft.ProposeConfChange(change)) ClusterLog.ProposedMembership(logger, $"{change.Type} {NodeIdText(change.NodeId)}");
+    }
+
+    private void PublishStatus()
+    {
+        if (gossip is null || raft is null)
+        {
+            status = status with { Address = advertisedAddress };
+            return;
+        }
+        long now = NowMs;
+        var configuration = raft.ConfState;
+        var members = new List<MemberView>();
+        foreach (var member in gossip.Members.OrderBy(m => m.Info.NodeId, StringComparer.Ordinal))
+        {
+            bool self = member.Info.NodeId == identity.NodeId;
+            ulong? id = RaftIdOf(member.Info.NodeId);
+            string role = id is ulong r && r == raft.LeaderId ? "leader"
+                : id is ulong v && configuration.Voters.Contains(v) ? "voter"
+                : id is ulong l && configuration.Learners.Contains(l) ? "learner" : "none";
+            members.Add(new MemberView(member.Info.NodeId, member.Info.Address, member.Info.Site, StatusName(member.Status), member.Info.State,
+                member.Info.Cores, member.Info.MemoryBytes, role, self ? null : Math.Max(0, now - member.LastHeardMs), self ? null : member.RoundTripMs, self));
+        }
+        status = new NodeStatus(identity.NodeId, advertisedAddress, config.Site, true, RaftStateName(raft.State),
+            raft.LeaderId == 0 ? null : NodeIdText(raft.LeaderId), raft.Term, raft.Commit, configuration.Voters.Count, configuration.Learners.Count, members);
+    }
+
+    private static string StatusName(MemberStatus status) => status.ToString().ToLowerInvariant();
+
+    private static string RaftStateName(RaftState state) => state switch
+    {
+        RaftState.Leader => "leader",
+        RaftState.Follower => "follower",
+        RaftState.Candidate => "candidate",
+        RaftState.PreCandidate => "pre-candidate",
+        _ => state.ToString().ToLowerInvariant(),
+    };
+}

@@ -1,0 +1,35 @@
+namespace P2PReplay.Cluster;
+
+/// <summary>One member as this node sees it (gossip status plus its Raft role).</summary>
+internal sealed record MemberView(
+    string Id,
+    string Address,
+    string Site,
+    string Status,
+    string State,
+    int Cores,
+    long MemoryBytes,
+    string Raft,
+    long? LastSeenMsAgo,
+    double? RoundTripMs,
+    bool Self);
+
+/// <summary>A consistent picture of this node, published by the node's loop after every step.</summary>
+internal sealed record NodeStatus(
+    string NodeId,
+    string Address,
+    string Site,
+    bool InCluster,
+    string RaftState,
+    string? Leader,
+    ulong Term,
+    ulong CommitIndex,
+    int Voters,
+    int Learners,
+    IReadOnlyList<MemberView> Members);
+
+/// <summary>A request the cluster cannot serve now (not a member yet, already a member, bad token).</summary>
+internal sealed class ClusterException(string message, int status = 409) : Exception(message)
+{
+    public int Status { get; } = status;
+}

@@ -1,0 +1,57 @@
+using P2PReplay.Cluster;
+
+namespace P2PReplay.Control;
+
+/// <summary>What the control API needs from the running node.</summary>
+internal interface IClusterControl
+{
+    NodeStatus Status();
+
+    /// <summary>Creates a cluster with this node as its first member; returns the join token for the others.</summary>
+    Task<string> InitAsync(CancellationToken cancel);
+
+    /// <summary>Stores the token's secret and dials its seeds.</summary>
+    Task JoinAsync(string token, CancellationToken cancel);
+}
+
+/// <summary>The versioned endpoints of the daemon (/v1/...), mapped onto the node.</summary>
+internal static class ControlApi
+{
+    public static string Version { get; } = typeof(ControlApi).Assembly.GetName().Version?.ToString(3) ?? "0.0.0";
+
+    public static ControlRouter Build(IClusterControl node) => new ControlRouter()
+        .Map("GET", "/v1/status", (_, _, _) => Task.FromResult(ControlRouter.Json(200, ToBody(node.Status()), ControlJsonContext.Default.StatusBody)))
+        .Map("GET", "/v1/peers", (_, _, _) => Task.FromResult(ControlRouter.Json(200, node.Status().Members.Select(ToBody).ToList(), ControlJsonContext.Default.ListPeerBody)))
+        .Map("POST", "/v1/cluster/init", async (_, _, cancel) =>
+        {
+            try
+            {
+                return ControlRouter.Json(201, new TokenBody(await node.InitAsync(cancel).ConfigureAwait(false)), ControlJsonContext.Default.TokenBody);
+            }
+            catch (ClusterException e)
+            {
+                return ControlRouter.Error(e.Status, e.Message);
+            }
+        })
+        .Map("POST", "/v1/cluster/join", async (request, _, cancel) =>
+        {
+            var body = ControlRouter.ReadBody(request, ControlJsonContext.Default.TokenBody);
+            try
+            {
+                await node.JoinAsync(body.Token, cancel).ConfigureAwait(false);
+                return ControlRouter.Json(200, ToBody(node.Status()), ControlJsonContext.Default.StatusBody);
+            }
+            catch (ClusterException e)
+            {
+                return ControlRouter.Error(e.Status, e.Message);
+            }
+        });
+
+    private static StatusBody ToBody(NodeStatus status) => new(
+        status.NodeId, status.Address, status.Site, status.InCluster, status.RaftState, status.Leader, status.Term, status.CommitIndex,
+        status.Voters, status.Learners, status.Members.Select(ToBody).ToList(), Version);
+
+    private static PeerBody ToBody(MemberView member) => new(
+        member.Id, member.Address, member.Site, member.Status, member.State, member.Cores, member.MemoryBytes, member.Raft,
+        member.LastSeenMsAgo, member.RoundTripMs, member.Self);
+}
