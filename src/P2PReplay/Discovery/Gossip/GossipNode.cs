@@ -323,6 +323,9 @@ public sealed class GossipNode
                 byte[] request = GossipCodec.EncodeMessage(new IndirectPingMessage(_probe.Sequence, target.Info.NodeId, target.Info.Address, WantNack: true));
                 foreach (Member helper in helpers) Send(helper.Info.Address, [request]);
                 _probe.ExpectedNacks = helpers.Count;
+                // A second direct ping alongside the indirect ones (memberlist uses a TCP ping here): a single lost
+                // packet on the direct path should not be enough to start a suspicion.
+                Send(target.Info.Address, [GossipCodec.EncodeMessage(new PingMessage(_probe.Sequence, target.Info.NodeId))]);
             }
         }
         if (nowMs < _probe.FinalDeadlineMs) return;
@@ -433,7 +436,7 @@ public sealed class GossipNode
     {
         if (nodeId == _self.NodeId)
         {
-            if (!_left && incarnation >= _incarnation) Refute(incarnation);
+            RefuteOrReassert(incarnation);
             return;
         }
         if (!_members.TryGetValue(nodeId, out Member? member) || incarnation < member.Incarnation) return;
@@ -463,7 +466,7 @@ public sealed class GossipNode
     {
         if (nodeId == _self.NodeId)
         {
-            if (!_left && incarnation >= _incarnation) Refute(incarnation);
+            RefuteOrReassert(incarnation);
             return;
         }
         if (!_members.TryGetValue(nodeId, out Member? member) || incarnation < member.Incarnation) return;
@@ -491,6 +494,17 @@ public sealed class GossipNode
         member.StatusChangedMs = nowMs;
         Broadcast(nodeId, new LeftMessage(incarnation, nodeId));
         Emit(GossipEventKind.Left, member, nowMs);
+    }
+
+    /// <summary>
+    /// News that we are suspect or dead: refute it with a higher incarnation, or, if it is older than our last
+    /// refutation, send our current alive again, because whoever still spreads it has not heard the refutation.
+    /// </summary>
+    private void RefuteOrReassert(ulong incarnation)
+    {
+        if (_left) return;
+        if (incarnation >= _incarnation) Refute(incarnation);
+        else if (!_broadcasts.Contains(_self.NodeId)) Broadcast(_self.NodeId, new AliveMessage(_incarnation, _self));
     }
 
     private void Refute(ulong seenIncarnation)
