@@ -1,0 +1,93 @@
+using System.Diagnostics;
+using System.Globalization;
+using P2PReplay.Discovery.Gossip;
+using P2PReplay.Tests.Gossip;
+
+// Usage: GossipSim [--trials N] [--hours H] [--loss L]
+// Detection: time from a member's crash until every live member has marked it dead.
+// False positives: live members marked dead (one count per observer) per node-hour under packet loss.
+int trials = 200;
+double hours = 1;
+double loss = 0.10;
+for (int i = 0; i + 1 < args.Length; i += 2)
+{
+    switch (args[i])
+    {
+        case "--trials": trials = int.Parse(args[i + 1], CultureInfo.InvariantCulture); break;
+        case "--hours": hours = double.Parse(args[i + 1], CultureInfo.InvariantCulture); break;
+        case "--loss": loss = double.Parse(args[i + 1], CultureInfo.InvariantCulture); break;
+        default: throw new ArgumentException($"unknown option {args[i]}");
+    }
+}
+
+var config = new GossipConfig();
+Console.WriteLine($"config: probe {config.ProbeIntervalMs}/{config.ProbeTimeoutMs} ms, k={config.IndirectProbeCount}, suspicion x{config.SuspicionMultiplier} min {config.SuspicionMinTimeoutMs} max {config.SuspicionMaxTimeoutMs} ms, gossip {config.GossipIntervalMs} ms x{config.GossipFanout}, push-pull {config.PushPullIntervalMs} ms");
+Console.WriteLine("network: one-way delay uniform 1-10 ms, step 5 ms");
+var total = Stopwatch.StartNew();
+foreach (double lossRate in new[] { 0.0, loss })
+{
+    foreach (int n in new[] { 5, 10, 20 })
+    {
+        var (times, missed, perNodeSend) = Detection(n, trials, lossRate);
+        times.Sort();
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"detection  n={n,2} loss={lossRate:P0}: median {Percentile(times, 0.5),5} ms  p99 {Percentile(times, 0.99),5} ms  max {times[^1],5} ms  (trials {trials}, not within 10 s: {missed}; {perNodeSend:F1} packets/s per node)"));
+    }
+}
+foreach (int n in new[] { 5, 10, 20 })
+{
+    var (falseDead, falseSuspect) = FalsePositives(n, hours, loss);
+    double nodeHours = n * hours;
+    Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+        $"false dead n={n,2} loss={loss:P0}: {falseDead} in {nodeHours:F0} node-hours = {falseDead / nodeHours:F3} per node-hour (false suspicions {falseSuspect / nodeHours:F1} per node-hour)"));
+}
+Console.WriteLine($"wall time {total.Elapsed.TotalSeconds:F0} s");
+
+static long Percentile(List<long> sorted, double p) => sorted.Count == 0 ? -1 : sorted[Math.Min(sorted.Count - 1, (int)Math.Ceiling(p * sorted.Count) - 1)];
+
+static (List<long> Times, int Missed, double PacketsPerNodeSecond) Detection(int n, int trials, double loss)
+{
+    var times = new List<long>();
+    int missed = 0;
+    long packets = 0;
+    double nodeSeconds = 0;
+    for (int trial = 0; trial < trials; trial++)
+    {
+        var sim = new GossipSimulation(seed: 100_000 * n + trial) { RecordEvents = false };
+        sim.Bootstrap(n);
+        sim.RunUntil(sim.Converged, 10_000);
+        sim.LossRate = loss;
+        long warmStart = sim.NowMs;
+        long packetsBefore = sim.PacketsSent;
+        sim.RunFor(2_000 + new Random(trial).Next(2_000));
+        packets += sim.PacketsSent - packetsBefore;
+        nodeSeconds += n * (sim.NowMs - warmStart) / 1000.0;
+        GossipSimulation.SimNode victim = sim.Nodes[new Random(trial * 7 + 1).Next(n)];
+        victim.Running = false;
+        long crashedAt = sim.NowMs;
+        var sawDead = new HashSet<int>();
+        sim.OnEvent = (observer, e) =>
+        {
+            if (e.Kind == GossipEventKind.Dead && e.Member.Info.NodeId == victim.NodeId) sawDead.Add(observer.Index);
+        };
+        if (sim.RunUntil(() => sawDead.Count == n - 1, 10_000)) times.Add(sim.NowMs - crashedAt);
+        else missed++;
+    }
+    return (times, missed, packets / nodeSeconds);
+}
+
+static (long FalseDead, long FalseSuspect) FalsePositives(int n, double hours, double loss)
+{
+    var sim = new GossipSimulation(seed: 7_000 + n) { RecordEvents = false, StepMs = 5 };
+    sim.Bootstrap(n);
+    sim.RunUntil(sim.Converged, 10_000);
+    sim.LossRate = loss;
+    long falseDead = 0, falseSuspect = 0;
+    sim.OnEvent = (_, e) =>
+    {
+        if (e.Kind == GossipEventKind.Dead) falseDead++;
+        if (e.Kind == GossipEventKind.Suspect) falseSuspect++;
+    };
+    sim.RunFor((long)(hours * 3_600_000));
+    return (falseDead, falseSuspect);
+}
