@@ -20,10 +20,12 @@ public sealed class DaemonProcess : IAsyncDisposable
     public string DataDir => Path.Combine(Directory, "data");
     public string Socket => Path.Combine(Directory, "control.sock");
     public int Port { get; }
-    public string Address => $"127.0.0.1:{Port}";
+    public string Host { get; }
+    public string Address => $"{Host}:{Port}";
 
-    private DaemonProcess(Process process, string directory, int port, bool ownsDirectory)
+    private DaemonProcess(Process process, string directory, string host, int port, bool ownsDirectory)
     {
+        Host = host;
         this.process = process;
         Directory = directory;
         Port = port;
@@ -61,19 +63,19 @@ public sealed class DaemonProcess : IAsyncDisposable
 
     /// <summary>Starts a daemon and waits until its control socket answers.</summary>
     public static async Task<DaemonProcess> StartAsync(string? directory = null, int? port = null, IEnumerable<string>? extraArguments = null,
-        string? site = null, string? command = null, IReadOnlyList<string>? prefix = null)
+        string? site = null, IReadOnlyList<string>? prefix = null, string host = "127.0.0.1", bool mdns = false)
     {
         bool owns = directory is null;
         directory ??= System.IO.Directory.CreateTempSubdirectory("p2p-daemon-").FullName;
         int chosenPort = port ?? FreePort();
         var arguments = new List<string>(prefix ?? [])
         {
-            command ?? Repo.Binary, "daemon",
+            Repo.Binary, "daemon",
             "--data-dir", Path.Combine(directory, "data"),
             "--socket", Path.Combine(directory, "control.sock"),
-            "--listen", $"127.0.0.1:{chosenPort}",
+            "--listen", $"{host}:{chosenPort}",
             "--site", site ?? "site-" + chosenPort,
-            "--mdns", "off",
+            "--mdns", mdns ? "on" : "off",
         };
         arguments.AddRange(extraArguments ?? []);
         var start = new ProcessStartInfo(arguments[0])
@@ -84,7 +86,7 @@ public sealed class DaemonProcess : IAsyncDisposable
         };
         foreach (string argument in arguments.Skip(1)) start.ArgumentList.Add(argument);
         start.Environment.Remove("NOTIFY_SOCKET");
-        var daemon = new DaemonProcess(Process.Start(start)!, directory, chosenPort, owns);
+        var daemon = new DaemonProcess(Process.Start(start)!, directory, host, chosenPort, owns);
         await daemon.WaitUntilServingAsync();
         return daemon;
     }

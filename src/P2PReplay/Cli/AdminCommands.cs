@@ -32,6 +32,9 @@ internal static class AdminCommands
                 case var flag when flag.StartsWith("--socket=", StringComparison.Ordinal):
                     socket = flag["--socket=".Length..];
                     break;
+                case "--no-seeds":
+                    positional.Add(args[i]);
+                    break;
                 case var other when other.StartsWith('-'):
                     throw new UsageException($"unknown option '{other}'\n{usage}");
                 default:
@@ -88,13 +91,14 @@ internal static class AdminCommands
 
     public static int Cluster(ReadOnlySpan<string> args)
     {
-        const string usage = "usage: p2preplay cluster init [--json] [--socket PATH]\n       p2preplay cluster join TOKEN [--json] [--socket PATH]";
+        const string usage = "usage: p2preplay cluster init [--no-seeds] [--json] [--socket PATH]\n       p2preplay cluster join TOKEN [--json] [--socket PATH]";
         var options = ParseOptions(args, usage);
         return options.Positional switch
         {
-            ["init"] => Call(options, async client =>
+            ["init"] or ["init", "--no-seeds"] => Call(options, async client =>
             {
-                var token = await client.PostAsync("/v1/cluster/init", ControlJsonContext.Default.TokenBody).ConfigureAwait(false);
+                var body = new InitBody(IncludeSeeds: options.Positional.Count == 1);
+                var token = await client.PostAsync("/v1/cluster/init", body, ControlJsonContext.Default.InitBody, ControlJsonContext.Default.TokenBody).ConfigureAwait(false);
                 return options.Json
                     ? JsonSerializer.Serialize(token, ControlJsonContext.Default.TokenBody) + "\n"
                     : $"created a new cluster. On each other node run:\n\n  p2preplay cluster join {token.Token}\n\n";

@@ -79,14 +79,14 @@ internal sealed partial class ClusterNode : IClusterControl, IAsyncDisposable
 
     public NodeStatus Status() => status;
 
-    public Task<string> InitAsync(CancellationToken cancel) => Call(async () =>
+    public Task<string> InitAsync(bool includeSeeds, CancellationToken cancel) => Call(async () =>
     {
         if (secret is not null) throw new ClusterException("this node is already a member of a cluster");
         var created = ClusterSecret.Create();
         created.Save(config.DataDir);
         await StartFabricAsync(created, bootstrap: true, config.Seeds, cancel).ConfigureAwait(false);
         ClusterLog.ClusterCreated(logger);
-        return new JoinToken(created, [advertisedAddress]).ToString();
+        return new JoinToken(created, includeSeeds ? [advertisedAddress] : []).ToString();
     });
 
     public Task JoinAsync(string token, CancellationToken cancel) => Call(async () =>

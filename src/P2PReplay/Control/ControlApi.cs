@@ -8,7 +8,7 @@ internal interface IClusterControl
     NodeStatus Status();
 
     /// <summary>Creates a cluster with this node as its first member; returns the join token for the others.</summary>
-    Task<string> InitAsync(CancellationToken cancel);
+    Task<string> InitAsync(bool includeSeeds, CancellationToken cancel);
 
     /// <summary>Stores the token's secret and dials its seeds.</summary>
     Task JoinAsync(string token, CancellationToken cancel);
@@ -22,11 +22,12 @@ internal static class ControlApi
     public static ControlRouter Build(IClusterControl node) => new ControlRouter()
         .Map("GET", "/v1/status", (_, _, _) => Task.FromResult(ControlRouter.Json(200, ToBody(node.Status()), ControlJsonContext.Default.StatusBody)))
         .Map("GET", "/v1/peers", (_, _, _) => Task.FromResult(ControlRouter.Json(200, node.Status().Members.Select(ToBody).ToList(), ControlJsonContext.Default.ListPeerBody)))
-        .Map("POST", "/v1/cluster/init", async (_, _, cancel) =>
+        .Map("POST", "/v1/cluster/init", async (request, _, cancel) =>
         {
+            var body = request.Body.Length == 0 ? new InitBody() : ControlRouter.ReadBody(request, ControlJsonContext.Default.InitBody);
             try
             {
-                return ControlRouter.Json(201, new TokenBody(await node.InitAsync(cancel).ConfigureAwait(false)), ControlJsonContext.Default.TokenBody);
+                return ControlRouter.Json(201, new TokenBody(await node.InitAsync(body.IncludeSeeds, cancel).ConfigureAwait(false)), ControlJsonContext.Default.TokenBody);
             }
             catch (ClusterException e)
             {

@@ -34,6 +34,9 @@ internal sealed record PeerBody(
     double? RoundTripMs,
     bool Self);
 
+/// <summary>POST /v1/cluster/init's optional body: whether the token names this node as a seed (off for LAN-only clusters found by mDNS).</summary>
+internal sealed record InitBody(bool IncludeSeeds = true);
+
 /// <summary>POST /v1/cluster/init answers with the join token; POST /v1/cluster/join takes one.</summary>
 internal sealed record TokenBody(string Token);
 
@@ -44,4 +47,5 @@ internal sealed record TokenBody(string Token);
 [JsonSerializable(typeof(PeerBody))]
 [JsonSerializable(typeof(List<PeerBody>))]
 [JsonSerializable(typeof(TokenBody))]
+[JsonSerializable(typeof(InitBody))]
 internal sealed partial class ControlJsonContext : JsonSerializerContext;
