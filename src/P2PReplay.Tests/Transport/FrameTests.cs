@@ -12,7 +12,7 @@ public sealed class FrameTests
         new(new byte[32], "", sender ? KeyAtoB : KeyBtoA, sender ? KeyBtoA : KeyAtoB, isInitiator: sender);
 
     /// <summary>Frames written by a sender, as separate wire frames.</summary>
-    private static async Task<List<byte[]>> SendFramesAsync(TransportContext context, int count, bool compress = false, int payloadSize = 100)
+    private static async Task<List<byte[]>> SendFramesAsync(PeerContext context, int count, bool compress = false, int payloadSize = 100)
     {
         var sink = new MemoryStream();
         using var sender = new SecureConnection(sink, Session(sender: true), context, null);
@@ -34,7 +34,7 @@ public sealed class FrameTests
         return frames;
     }
 
-    private static SecureConnection Receiver(IEnumerable<byte[]> wire, TransportContext context) =>
+    private static SecureConnection Receiver(IEnumerable<byte[]> wire, PeerContext context) =>
         new(new MemoryStream([.. wire.SelectMany(f => f)]), Session(sender: false), context, null);
 
     private static async Task<List<TransportFrame>> ReceiveAllAsync(SecureConnection receiver)
@@ -49,7 +49,7 @@ public sealed class FrameTests
     [InlineData(true)]
     public async Task Frames_round_trip_in_order(bool compress)
     {
-        TransportContext context = TestNodes.Context(1);
+        PeerContext context = TestNodes.Context(1);
         List<byte[]> wire = await SendFramesAsync(context, 5, compress, payloadSize: 10000);
         if (compress) Assert.True(wire[0].Length < 5000);
         using SecureConnection receiver = Receiver(wire, context);
@@ -67,7 +67,7 @@ public sealed class FrameTests
     public async Task Dropped_duplicated_reordered_or_replayed_frames_close_the_connection(string manipulation)
     {
         var logger = new CapturingLogger();
-        TransportContext context = TestNodes.Context(1, logger: logger);
+        PeerContext context = TestNodes.Context(1, logger: logger);
         List<byte[]> wire = await SendFramesAsync(context, 3);
         List<byte[]> delivered = manipulation switch
         {
@@ -86,7 +86,7 @@ public sealed class FrameTests
     [Fact]
     public async Task Flipping_any_byte_of_a_frame_closes_the_connection()
     {
-        TransportContext context = TestNodes.Context(1);
+        PeerContext context = TestNodes.Context(1);
         byte[] frame = (await SendFramesAsync(context, 1, payloadSize: 40))[0];
         for (int i = 0; i < frame.Length; i++)
         {
@@ -102,7 +102,7 @@ public sealed class FrameTests
     public async Task Oversized_length_header_is_refused_before_reading_the_body()
     {
         var logger = new CapturingLogger();
-        TransportContext context = TestNodes.Context(1, logger: logger, options: new TransportOptions { MaxFrameSize = 1024 });
+        PeerContext context = TestNodes.Context(1, logger: logger, options: new TransportOptions { MaxFrameSize = 1024 });
         long before = GC.GetAllocatedBytesForCurrentThread();
         using SecureConnection receiver = Receiver([[0x7F, 0xFF, 0xFF, 0xFF]], context);
         var error = await Assert.ThrowsAsync<FrameException>(() => receiver.ReceiveAsync(CancellationToken.None));
@@ -114,7 +114,7 @@ public sealed class FrameTests
     [Fact]
     public async Task Too_large_payload_cannot_be_sent()
     {
-        TransportContext context = TestNodes.Context(1, options: new TransportOptions { MaxFrameSize = 1024 });
+        PeerContext context = TestNodes.Context(1, options: new TransportOptions { MaxFrameSize = 1024 });
         using var sender = new SecureConnection(new MemoryStream(), Session(true), context, null);
         await Assert.ThrowsAsync<ArgumentException>(() => sender.SendAsync(ChannelKind.Gossip, new byte[2000], false, CancellationToken.None));
     }
@@ -123,7 +123,7 @@ public sealed class FrameTests
     public async Task Decompression_bomb_is_refused()
     {
         var options = new TransportOptions { MaxDecompressedSize = 1024 * 1024 };
-        TransportContext sendContext = TestNodes.Context(1);
+        PeerContext sendContext = TestNodes.Context(1);
         var sink = new MemoryStream();
         using (var sender = new SecureConnection(sink, Session(true), sendContext, null))
         {
@@ -158,7 +158,7 @@ public sealed class FrameTests
     [Fact]
     public async Task Truncated_stream_and_stalled_body_close_the_connection()
     {
-        TransportContext context = TestNodes.Context(1);
+        PeerContext context = TestNodes.Context(1);
         byte[] frame = (await SendFramesAsync(context, 1))[0];
         using (SecureConnection receiver = Receiver([frame[..10]], context))
         {
@@ -166,7 +166,7 @@ public sealed class FrameTests
         }
 
         var (a, b) = DuplexEnd.CreatePair();
-        TransportContext impatient = TestNodes.Context(1, options: new TransportOptions { FrameBodyTimeout = TimeSpan.FromMilliseconds(100) });
+        PeerContext impatient = TestNodes.Context(1, options: new TransportOptions { FrameBodyTimeout = TimeSpan.FromMilliseconds(100) });
         using var stalled = new SecureConnection(b, Session(false), impatient, null);
         await a.WriteAsync(frame.AsMemory(0, 10));
         Assert.Equal(FrameFailure.Timeout, (await Assert.ThrowsAsync<FrameException>(() => stalled.ReceiveAsync(CancellationToken.None))).Reason);
@@ -175,7 +175,7 @@ public sealed class FrameTests
     [Fact]
     public async Task Concurrent_senders_produce_a_valid_sequence()
     {
-        TransportContext context = TestNodes.Context(1);
+        PeerContext context = TestNodes.Context(1);
         var (a, b) = DuplexEnd.CreatePair();
         using var sender = new SecureConnection(a, Session(true), context, null);
         using var receiver = new SecureConnection(b, Session(false), context, null);

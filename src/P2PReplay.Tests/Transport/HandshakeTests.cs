@@ -6,7 +6,7 @@ public sealed class HandshakeTests
 {
     private static readonly DateTimeOffset Start = new(2026, 11, 28, 12, 0, 0, TimeSpan.Zero);
 
-    private static async Task<(HandshakeResult Initiator, HandshakeResult Responder)> RunAsync(TransportContext initiator, TransportContext responder, string? pin = null)
+    private static async Task<(HandshakeResult Initiator, HandshakeResult Responder)> RunAsync(PeerContext initiator, PeerContext responder, string? pin = null)
     {
         var (a, b) = DuplexEnd.CreatePair();
         Task<HandshakeResult> respond = Handshake.RespondAsync(b, responder, CancellationToken.None);
@@ -18,8 +18,8 @@ public sealed class HandshakeTests
     public async Task Handshake_completes_and_both_sides_know_each_other()
     {
         var time = new ManualTimeProvider(Start);
-        TransportContext alice = TestNodes.Context(1, time: time);
-        TransportContext bob = TestNodes.Context(2, time: time);
+        PeerContext alice = TestNodes.Context(1, time: time);
+        PeerContext bob = TestNodes.Context(2, time: time);
         var (i, r) = await RunAsync(alice, bob, pin: bob.Identity.NodeId);
         Assert.Equal(bob.Identity.NodeId, i.RemoteNodeId);
         Assert.Equal(alice.Identity.NodeId, r.RemoteNodeId);
@@ -34,8 +34,8 @@ public sealed class HandshakeTests
     public async Task Wrong_cluster_secret_is_refused_on_both_sides()
     {
         var logger = new CapturingLogger();
-        TransportContext alice = TestNodes.Context(1, secret: ClusterSecret.Create());
-        TransportContext bob = TestNodes.Context(2, logger: logger);
+        PeerContext alice = TestNodes.Context(1, secret: ClusterSecret.Create());
+        PeerContext bob = TestNodes.Context(2, logger: logger);
         var (a, b) = DuplexEnd.CreatePair();
         Task<HandshakeResult> respond = Handshake.RespondAsync(b, bob, CancellationToken.None);
         var initiatorError = await Assert.ThrowsAsync<HandshakeException>(() => Handshake.InitiateAsync(a, alice, "", null, CancellationToken.None));
@@ -49,8 +49,8 @@ public sealed class HandshakeTests
     public async Task Initiator_detects_a_responder_without_the_secret()
     {
         // A responder that skips the hello check (an impostor) still cannot produce the reply MAC.
-        TransportContext alice = TestNodes.Context(1);
-        TransportContext impostor = TestNodes.Context(2, secret: ClusterSecret.Create());
+        PeerContext alice = TestNodes.Context(1);
+        PeerContext impostor = TestNodes.Context(2, secret: ClusterSecret.Create());
         var (a, b) = DuplexEnd.CreatePair();
         Task<HandshakeResult> initiate = Handshake.InitiateAsync(a, alice, "", null, CancellationToken.None);
         byte[] hello = await Handshake.ReadMessageAsync(b, CancellationToken.None);
@@ -75,8 +75,8 @@ public sealed class HandshakeTests
     [Fact]
     public async Task Replayed_hello_is_refused_as_replayed()
     {
-        TransportContext alice = TestNodes.Context(1);
-        TransportContext bob = TestNodes.Context(2);
+        PeerContext alice = TestNodes.Context(1);
+        PeerContext bob = TestNodes.Context(2);
         var (a, b) = DuplexEnd.CreatePair();
         Task<HandshakeResult> respond = Handshake.RespondAsync(b, bob, CancellationToken.None);
         await Handshake.InitiateAsync(a, alice, "", null, CancellationToken.None);
@@ -93,15 +93,15 @@ public sealed class HandshakeTests
     [Fact]
     public async Task Recorded_initiator_transcript_replayed_to_a_fresh_responder_cannot_complete()
     {
-        TransportContext alice = TestNodes.Context(1);
-        TransportContext bob = TestNodes.Context(2);
+        PeerContext alice = TestNodes.Context(1);
+        PeerContext bob = TestNodes.Context(2);
         var (a, b) = DuplexEnd.CreatePair();
         Task<HandshakeResult> respond = Handshake.RespondAsync(b, bob, CancellationToken.None);
         await Handshake.InitiateAsync(a, alice, "", null, CancellationToken.None);
         await respond;
 
         // Same identity and secret, empty replay cache (a restarted node): the hello passes, the finish cannot.
-        TransportContext bobRestarted = new(bob.Identity, bob.Secret, random: new SeededRandom(99));
+        PeerContext bobRestarted = new(bob.Identity, bob.Secret, random: new SeededRandom(99));
         var (attacker, victim) = DuplexEnd.CreatePair();
         Task<HandshakeResult> replayed = Handshake.RespondAsync(victim, bobRestarted, CancellationToken.None);
         foreach (byte[] chunk in a.Written) await attacker.WriteAsync(chunk);
@@ -115,8 +115,8 @@ public sealed class HandshakeTests
     [InlineData(3600)]
     public async Task Stale_hello_is_refused(int secondsOff)
     {
-        TransportContext alice = TestNodes.Context(1, time: new ManualTimeProvider(Start.AddSeconds(secondsOff)));
-        TransportContext bob = TestNodes.Context(2, time: new ManualTimeProvider(Start));
+        PeerContext alice = TestNodes.Context(1, time: new ManualTimeProvider(Start.AddSeconds(secondsOff)));
+        PeerContext bob = TestNodes.Context(2, time: new ManualTimeProvider(Start));
         var error = await Assert.ThrowsAsync<HandshakeException>(() => RunAsync(alice, bob));
         Assert.Equal(HandshakeFailure.Stale, error.Reason);
         Assert.True(error.RefusedByPeer);
@@ -125,15 +125,15 @@ public sealed class HandshakeTests
     [Fact]
     public async Task Hello_within_the_window_is_accepted()
     {
-        TransportContext alice = TestNodes.Context(1, time: new ManualTimeProvider(Start.AddSeconds(29)));
-        TransportContext bob = TestNodes.Context(2, time: new ManualTimeProvider(Start));
+        PeerContext alice = TestNodes.Context(1, time: new ManualTimeProvider(Start.AddSeconds(29)));
+        PeerContext bob = TestNodes.Context(2, time: new ManualTimeProvider(Start));
         await RunAsync(alice, bob);
     }
 
     [Fact]
     public async Task Silent_peer_times_out()
     {
-        TransportContext bob = TestNodes.Context(2, options: new TransportOptions { HandshakeTimeout = TimeSpan.FromMilliseconds(200) });
+        PeerContext bob = TestNodes.Context(2, options: new TransportOptions { HandshakeTimeout = TimeSpan.FromMilliseconds(200) });
         var (_, b) = DuplexEnd.CreatePair();
         var error = await Assert.ThrowsAsync<HandshakeException>(() => Handshake.RespondAsync(b, bob, CancellationToken.None));
         Assert.Equal(HandshakeFailure.Timeout, error.Reason);
@@ -142,7 +142,7 @@ public sealed class HandshakeTests
     [Fact]
     public async Task Other_version_is_refused_as_version_mismatch()
     {
-        TransportContext bob = TestNodes.Context(2);
+        PeerContext bob = TestNodes.Context(2);
         var (a, b) = DuplexEnd.CreatePair();
         Task<HandshakeResult> respond = Handshake.RespondAsync(b, bob, CancellationToken.None);
         byte[] hello = HandshakeMessages.EncodeHelloUnmaced(0, new byte[16], new byte[32], new byte[32], "", version: 2);

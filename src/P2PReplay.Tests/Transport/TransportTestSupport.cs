@@ -127,6 +127,6 @@ internal static class TestNodes
 {
     public static readonly ClusterSecret Secret = ClusterSecret.FromBytes(Enumerable.Range(1, 32).Select(i => (byte)i).ToArray());
 
-    public static TransportContext Context(int seed, ClusterSecret? secret = null, TimeProvider? time = null, ILogger? logger = null, TransportOptions? options = null) =>
+    public static PeerContext Context(int seed, ClusterSecret? secret = null, TimeProvider? time = null, ILogger? logger = null, TransportOptions? options = null) =>
         new(NodeIdentity.Create(new SeededRandom(seed)), secret ?? Secret, options, time, new SeededRandom(seed + 1000), logger);
 }

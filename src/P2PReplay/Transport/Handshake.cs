@@ -40,7 +40,7 @@ internal static class Handshake
     private static readonly byte[] ResponderSignatureLabel = "p2preplay/v1/responder"u8.ToArray();
     private static readonly byte[] InitiatorSignatureLabel = "p2preplay/v1/initiator"u8.ToArray();
 
-    public static async Task<HandshakeResult> InitiateAsync(Stream stream, TransportContext context, string listenAddress, string? expectedRemoteNodeId, CancellationToken cancellationToken)
+    public static async Task<HandshakeResult> InitiateAsync(Stream stream, PeerContext context, string listenAddress, string? expectedRemoteNodeId, CancellationToken cancellationToken)
     {
         using CancellationTokenSource timeout = Timeout(context, cancellationToken);
         try
@@ -87,7 +87,7 @@ internal static class Handshake
         }
     }
 
-    public static async Task<HandshakeResult> RespondAsync(Stream stream, TransportContext context, CancellationToken cancellationToken)
+    public static async Task<HandshakeResult> RespondAsync(Stream stream, PeerContext context, CancellationToken cancellationToken)
     {
         using CancellationTokenSource timeout = Timeout(context, cancellationToken);
         try
@@ -191,7 +191,7 @@ internal static class Handshake
         }
     }
 
-    private static CancellationTokenSource Timeout(TransportContext context, CancellationToken cancellationToken)
+    private static CancellationTokenSource Timeout(PeerContext context, CancellationToken cancellationToken)
     {
         var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         timeout.CancelAfter(context.Options.HandshakeTimeout);

@@ -11,7 +11,7 @@ namespace P2PReplay.Transport;
 internal sealed class SecureConnection : IAsyncDisposable, IDisposable
 {
     private readonly Stream _stream;
-    private readonly TransportContext _context;
+    private readonly PeerContext _context;
     private readonly FrameCodec _sender;
     private readonly FrameCodec _receiver;
     private readonly SemaphoreSlim _sendLock = new(1, 1);
@@ -20,7 +20,7 @@ internal sealed class SecureConnection : IAsyncDisposable, IDisposable
     private int _receiving;
     private int _disposed;
 
-    public SecureConnection(Stream stream, HandshakeResult handshake, TransportContext context, EndPoint? remoteEndPoint)
+    public SecureConnection(Stream stream, HandshakeResult handshake, PeerContext context, EndPoint? remoteEndPoint)
     {
         _stream = stream;
         _context = context;
@@ -86,6 +86,10 @@ internal sealed class SecureConnection : IAsyncDisposable, IDisposable
             try
             {
                 read = await _stream.ReadAtLeastAsync(_header, _header.Length, throwOnEndOfStream: false, closedOrCancelled.Token).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException) when (IsClosed && !cancellationToken.IsCancellationRequested)
+            {
+                return null; // closed locally (Dispose or a failed send) while waiting for the next frame
             }
             catch (Exception e) when (e is IOException or ObjectDisposedException or System.Net.Sockets.SocketException && !cancellationToken.IsCancellationRequested)
             {

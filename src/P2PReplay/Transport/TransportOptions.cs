@@ -32,9 +32,9 @@ internal sealed class TransportOptions
 }
 
 /// <summary>Everything the transport needs: who we are, the cluster secret, limits, clock, randomness, logging and counters.</summary>
-internal sealed class TransportContext
+internal sealed class PeerContext
 {
-    public TransportContext(NodeIdentity identity, ClusterSecret secret, TransportOptions? options = null, TimeProvider? time = null, ISecureRandom? random = null, ILogger? logger = null)
+    public PeerContext(NodeIdentity identity, ClusterSecret secret, TransportOptions? options = null, TimeProvider? time = null, ISecureRandom? random = null, ILogger? logger = null)
     {
         Identity = identity;
         Secret = secret;
