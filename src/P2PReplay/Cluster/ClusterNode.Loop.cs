@@ -24,10 +24,14 @@ internal sealed partial class ClusterNode
     /// <summary>Starts the peer listener, gossip, Raft and mDNS for a cluster secret (on the loop, or before it runs).</summary>
     private async Task StartFabricAsync(ClusterSecret clusterSecret, bool bootstrap, IReadOnlyList<string> seeds, CancellationToken cancel)
     {
-        var context = new TransportContext(identity, clusterSecret, new TransportOptions(), time, logger: loggers.CreateLogger("p2preplay.transport"));
-        var peers = await PeerNetwork.StartAsync(context, config.Listen, advertisedAddress, OnPeerMessage, cancel).ConfigureAwait(false);
-        if (config.Listen.Port == 0 && config.Advertise is null)
-            advertisedAddress = advertisedAddress[..advertisedAddress.LastIndexOf(':')] + ":" + peers.LocalEndPoint.Port.ToString(CultureInfo.InvariantCulture);
+        var context = new PeerContext(identity, clusterSecret, new TransportOptions(), time, logger: loggers.CreateLogger("p2preplay.transport"));
+        var peers = new PeerNetwork(context, (message, _) =>
+        {
+            OnPeerMessage(message);
+            return ValueTask.CompletedTask;
+        });
+        peers.Start(config.Listen, advertisedAddress);
+        await Task.CompletedTask.ConfigureAwait(false);
 
         var self = new MemberInfo(identity.NodeId, advertisedAddress, config.Site, NodeCapacity.Cores, NodeCapacity.MemoryBytes, NodeCapacity.State(NodeCapacity.LoadAverage(), NodeCapacity.Cores));
         var members = new GossipNode(new GossipConfig(), self, new Random(random.Next()));
@@ -48,6 +52,7 @@ internal sealed partial class ClusterNode
 
         secret = clusterSecret;
         network = peers;
+        outbox = new PeerOutbox(peers);
         gossip = members;
         raftStorage = storage;
         raft = consensus;
@@ -148,7 +153,7 @@ internal sealed partial class ClusterNode
             foreach (var entry in ready.CommittedEntries) Apply(entry);
             raft.Advance(ready);
         }
-        foreach (var packet in gossip.TakeOutgoing()) network.Send(packet.Address, ChannelKind.Gossip, packet.Payload);
+        foreach (var packet in gossip.TakeOutgoing()) outbox!.Send(packet.Address, ChannelKind.Gossip, packet.Payload);
         string role = $"{raft.State}/{raft.Term}/{raft.LeaderId}";
         if (role != lastRole)
         {
@@ -183,7 +188,7 @@ internal sealed partial class ClusterNode
             // Unknown to gossip (yet): Raft retries on its own, so dropping is safe.
             return;
         }
-        network!.Send(address, ChannelKind.Raft, RaftCodec.Encode(message));
+        outbox!.Send(address, ChannelKind.Raft, RaftCodec.Encode(message));
     }
 
     private string? AddressOf(ulong raftId)

@@ -5,7 +5,6 @@ using System.Net.Sockets;
 using System.Threading.Channels;
 using Microsoft.Extensions.Logging;
 using P2PReplay.Consensus;
-using P2PReplay.Control;
 using P2PReplay.Daemon;
 using P2PReplay.Discovery.Gossip;
 using P2PReplay.Discovery.Mdns;
@@ -41,6 +40,7 @@ internal sealed partial class ClusterNode : IClusterControl, IAsyncDisposable
     // Owned by the loop once the node is in a cluster.
     private ClusterSecret? secret;
     private PeerNetwork? network;
+    private PeerOutbox? outbox;
     private GossipNode? gossip;
     private RaftNode? raft;
     private FileRaftStorage? raftStorage;
@@ -171,6 +171,7 @@ internal sealed partial class ClusterNode : IClusterControl, IAsyncDisposable
             }
         }
         lan?.Dispose();
+        if (outbox is not null) await outbox.DisposeAsync().ConfigureAwait(false);
         if (network is not null) await network.DisposeAsync().ConfigureAwait(false);
         raftStorage?.Dispose();
         identity.Dispose();

@@ -33,3 +33,15 @@ internal sealed class ClusterException(string message, int status = 409) : Excep
 {
     public int Status { get; } = status;
 }
+
+/// <summary>What the control API needs from the running node.</summary>
+internal interface IClusterControl
+{
+    NodeStatus Status();
+
+    /// <summary>Creates a cluster with this node as its first member; returns the join token for the others.</summary>
+    Task<string> InitAsync(bool includeSeeds, CancellationToken cancel);
+
+    /// <summary>Stores the token's secret and dials its seeds.</summary>
+    Task JoinAsync(string token, CancellationToken cancel);
+}

@@ -2,18 +2,6 @@ using P2PReplay.Cluster;
 
 namespace P2PReplay.Control;
 
-/// <summary>What the control API needs from the running node.</summary>
-internal interface IClusterControl
-{
-    NodeStatus Status();
-
-    /// <summary>Creates a cluster with this node as its first member; returns the join token for the others.</summary>
-    Task<string> InitAsync(bool includeSeeds, CancellationToken cancel);
-
-    /// <summary>Stores the token's secret and dials its seeds.</summary>
-    Task JoinAsync(string token, CancellationToken cancel);
-}
-
 /// <summary>The versioned endpoints of the daemon (/v1/...), mapped onto the node.</summary>
 internal static class ControlApi
 {
