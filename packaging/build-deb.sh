@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # Builds p2preplay_<version>_amd64.deb with dpkg-deb: the NativeAOT binary with libsodium.so beside it, the systemd
 # unit, a default config, and maintainer scripts that create the p2preplay system user and group.
-# usage: packaging/build-deb.sh [OUTPUT_DIR]   (default: out/deb)
+# usage: packaging/build-deb.sh [--from PUBLISH_DIR] [OUTPUT_DIR]   (default output: out/deb)
+#   --from DIR  package an already published binary (DIR/p2preplay and DIR/libsodium.so) instead of publishing
 set -euo pipefail
 cd "$(dirname "$0")/.."
+from=""
+if [[ "${1:-}" == "--from" ]]; then from="$(realpath "$2")"; shift 2; fi
 out="$(realpath -m "${1:-out/deb}")"
 version="$(sed -n 's:.*<Version>\(.*\)</Version>.*:\1:p' Directory.Build.props)"
 [[ -n "$version" ]] || { echo "build-deb: no <Version> in Directory.Build.props" >&2; exit 1; }
@@ -13,8 +16,12 @@ trap 'rm -rf "$stage"' EXIT
 publish="$stage/publish"
 root="$stage/root"
 
-echo "==> publishing p2preplay $version"
-dotnet publish src/P2PReplay/P2PReplay.csproj -c Release -o "$publish" --nologo -v quiet
+if [[ -n "$from" ]]; then
+    publish="$from"
+else
+    echo "==> publishing p2preplay $version" >&2
+    dotnet publish src/P2PReplay/P2PReplay.csproj -c Release -o "$publish" --nologo -v quiet >&2
+fi
 [[ -f "$publish/libsodium.so" ]] || { echo "build-deb: publish did not produce libsodium.so" >&2; exit 1; }
 
 install -D -m 0755 "$publish/p2preplay" "$root/usr/lib/p2preplay/p2preplay"

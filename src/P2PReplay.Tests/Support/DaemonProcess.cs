@@ -63,14 +63,14 @@ public sealed class DaemonProcess : IAsyncDisposable
 
     /// <summary>Starts a daemon and waits until its control socket answers.</summary>
     public static async Task<DaemonProcess> StartAsync(string? directory = null, int? port = null, IEnumerable<string>? extraArguments = null,
-        string? site = null, IReadOnlyList<string>? prefix = null, string host = "127.0.0.1", bool mdns = false)
+        string? site = null, IReadOnlyList<string>? prefix = null, string host = "127.0.0.1", bool mdns = false, string? binary = null)
     {
         bool owns = directory is null;
         directory ??= System.IO.Directory.CreateTempSubdirectory("p2p-daemon-").FullName;
         int chosenPort = port ?? FreePort();
         var arguments = new List<string>(prefix ?? [])
         {
-            Repo.Binary, "daemon",
+            binary ?? Repo.Binary, "daemon",
             "--data-dir", Path.Combine(directory, "data"),
             "--socket", Path.Combine(directory, "control.sock"),
             "--listen", $"{host}:{chosenPort}",

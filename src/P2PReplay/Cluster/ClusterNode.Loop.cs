@@ -16,6 +16,9 @@ internal sealed partial class ClusterNode
     /// <summary>A member gossip has declared dead for this long loses its Raft seat.</summary>
     private const int DeadBeforeRemovalMs = 30_000;
 
+    /// <summary>Snapshot the cluster state and truncate the Raft log behind it every this many applied entries.</summary>
+    private const ulong CompactEvery = 1000;
+    private ulong lastCompactedIndex;
     private long nextLanQueryMs, nextCapacityMs, nextMembershipMs;
     private string lastRole = "";
     private (int Voters, int Learners) lastConfiguration;
@@ -39,7 +42,7 @@ internal sealed partial class ClusterNode
         if (dial.Length > 0) members.Join(dial, NowMs);
 
         var storage = new FileRaftStorage(Path.Combine(config.DataDir, "raft"));
-        if (bootstrap) storage.Bootstrap(identity.NumericId);
+        state.Restore(storage.Snapshot.Data, storage.Snapshot.Metadata.Index);
         var consensus = new RaftNode(new RaftConfig
         {
             Id = identity.NumericId,
@@ -47,8 +50,10 @@ internal sealed partial class ClusterNode
             HeartbeatTicks = HeartbeatTicks,
             PreVote = true,
             CheckQuorum = true,
+            // Only the node that creates the cluster starts with a configuration (itself); the others are added
+            // by the leader when gossip shows them alive.
+            BootstrapVoters = bootstrap ? [identity.NumericId] : [],
         }, storage, new Random(random.Next()));
-        state.Restore(storage.Snapshot.Data, storage.Snapshot.Metadata.Index);
 
         secret = clusterSecret;
         network = peers;
@@ -152,13 +157,15 @@ internal sealed partial class ClusterNode
             foreach (var message in ready.Messages) SendRaft(message);
             foreach (var entry in ready.CommittedEntries) Apply(entry);
             raft.Advance(ready);
+            if (state.AppliedIndex >= lastCompactedIndex + CompactEvery && raft.Compact(state.AppliedIndex, state.Snapshot()))
+                lastCompactedIndex = state.AppliedIndex;
         }
         foreach (var packet in gossip.TakeOutgoing()) outbox!.Send(packet.Address, ChannelKind.Gossip, packet.Payload);
-        string role = $"{raft.State}/{raft.Term}/{raft.LeaderId}";
+        string role = $"{raft.Role}/{raft.Term}/{raft.LeaderId}";
         if (role != lastRole)
         {
             lastRole = role;
-            ClusterLog.RaftRole(logger, RaftStateName(raft.State), raft.Term, raft.LeaderId == 0 ? "none" : NodeIdText(raft.LeaderId));
+            ClusterLog.RaftRole(logger, RaftStateName(raft.Role), raft.Term, raft.LeaderId == 0 ? "none" : NodeIdText(raft.LeaderId));
             PublishStatus();
         }
     }
@@ -266,7 +273,7 @@ internal sealed partial class ClusterNode
     /// <summary>The leader makes Raft's voters follow gossip's view: members join as learners, up to 5 vote.</summary>
     private void AdjustMembership(long now)
     {
-        if (raft is null || gossip is null || raft.State != RaftState.Leader) return;
+        if (raft is null || gossip is null || raft.Role != RaftRole.Leader) return;
         var live = new List<ulong> { identity.NumericId };
         foreach (var member in gossip.Members)
         {
@@ -275,7 +282,7 @@ internal sealed partial class ClusterNode
         var dead = deadSince.Where(d => now - d.Value >= DeadBeforeRemovalMs).Select(d => RaftIdOf(d.Key)).OfType<ulong>().ToHashSet();
         var change = VoterPolicy.Next(raft.ConfState, live, dead, MaxVoters);
         if (change is null) return;
-        if (raft.ProposeConfChange(change)) ClusterLog.ProposedMembership(logger, $"{change.Type} {NodeIdText(change.NodeId)}");
+        if (raft.ProposeConfChange(change.Value).Accepted) ClusterLog.ProposedMembership(logger, $"{change.Value.Type} {NodeIdText(change.Value.NodeId)}");
     }
 
     private void PublishStatus()
@@ -298,18 +305,18 @@ internal sealed partial class ClusterNode
             members.Add(new MemberView(member.Info.NodeId, member.Info.Address, member.Info.Site, StatusName(member.Status), member.Info.State,
                 member.Info.Cores, member.Info.MemoryBytes, role, self ? null : Math.Max(0, now - member.LastHeardMs), self ? null : member.RoundTripMs, self));
         }
-        status = new NodeStatus(identity.NodeId, advertisedAddress, config.Site, true, RaftStateName(raft.State),
+        status = new NodeStatus(identity.NodeId, advertisedAddress, config.Site, true, RaftStateName(raft.Role),
             raft.LeaderId == 0 ? null : NodeIdText(raft.LeaderId), raft.Term, raft.Commit, configuration.Voters.Count, configuration.Learners.Count, members);
     }
 
     private static string StatusName(MemberStatus status) => status.ToString().ToLowerInvariant();
 
-    private static string RaftStateName(RaftState state) => state switch
+    private static string RaftStateName(RaftRole role) => role switch
     {
-        RaftState.Leader => "leader",
-        RaftState.Follower => "follower",
-        RaftState.Candidate => "candidate",
-        RaftState.PreCandidate => "pre-candidate",
-        _ => state.ToString().ToLowerInvariant(),
+        RaftRole.Leader => "leader",
+        RaftRole.Follower => "follower",
+        RaftRole.Candidate => "candidate",
+        RaftRole.PreCandidate => "pre-candidate",
+        _ => role.ToString().ToLowerInvariant(),
     };
 }
