@@ -222,7 +222,7 @@ internal static class Handshake
         }
     }
 
-    private static byte[] HelloMac(ClusterSecret secret, ReadOnlySpan<byte> helloHead)
+    internal static byte[] HelloMac(ClusterSecret secret, ReadOnlySpan<byte> helloHead)
     {
         Span<byte> key = stackalloc byte[32];
         HKDF.DeriveKey(HashAlgorithmName.SHA256, secret.Bytes, key, salt: HelloMacLabel, info: default);

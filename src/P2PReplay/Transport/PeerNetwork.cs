@@ -252,12 +252,16 @@ internal sealed class PeerNetwork : IAsyncDisposable
             }
         }
 
-        /// <summary>An inbound connection becomes the send path only when there is no live one.</summary>
+        /// <summary>
+        /// An inbound connection becomes the send path only when there is no live one, and only if the address is not
+        /// known to belong to another node (an authenticated member cannot take over another member's address).
+        /// </summary>
         public void Adopt(SecureConnection connection)
         {
             lock (_lock)
             {
                 if (_connection is { IsClosed: false }) return;
+                if (_nodeId is not null && _nodeId != connection.RemoteNodeId) return;
                 _connection = connection;
                 _nodeId = connection.RemoteNodeId;
                 Backoff = TimeSpan.Zero;
