@@ -117,6 +117,20 @@ public sealed class PeerNetworkTests
     }
 
     [Fact]
+    public async Task Concurrent_first_sends_share_one_connection()
+    {
+        var received = Channel.CreateUnbounded<PeerMessage>();
+        PeerContext contextA = TestNodes.Context(1);
+        await using var a = new PeerNetwork(contextA, (_, _) => ValueTask.CompletedTask);
+        await using var b = new PeerNetwork(TestNodes.Context(2), (m, _) => received.Writer.WriteAsync(m));
+        b.Start(AnyLoopbackPort);
+        bool[] sent = await Task.WhenAll(Enumerable.Range(0, 20).Select(i => a.SendAsync(b.AdvertisedAddress, ChannelKind.Gossip, new[] { (byte)i }).AsTask()));
+        Assert.All(sent, Assert.True);
+        for (int i = 0; i < 20; i++) await received.Reader.ReadAsync().AsTask().WaitAsync(Patience);
+        Assert.Equal(1, contextA.Counters.HandshakesCompleted);
+    }
+
+    [Fact]
     public async Task Unreachable_peer_drops_frames_with_backoff_and_reconnects_when_it_returns()
     {
         var log = new CapturingLogger();

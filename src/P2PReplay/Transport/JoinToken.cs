@@ -33,7 +33,8 @@ internal sealed class JoinToken
 
     public IReadOnlyList<string> Seeds { get; }
 
-    public override string ToString()
+    /// <summary>The text form. Deliberately not ToString: the token carries the secret and must not end up in logs.</summary>
+    public string Encode()
     {
         using var body = new MemoryStream();
         body.WriteByte(Version);
