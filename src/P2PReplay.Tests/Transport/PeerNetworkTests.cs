@@ -117,6 +117,30 @@ public sealed class PeerNetworkTests
     }
 
     [Fact]
+    public async Task Tampered_frame_over_tcp_closes_only_that_connection_with_a_log_line_naming_the_endpoint()
+    {
+        var log = new CapturingLogger();
+        PeerContext server = TestNodes.Context(1, logger: log);
+        await using var listener = new PeerListener(server, AnyLoopbackPort);
+        listener.Start();
+
+        using var raw = new TcpClient();
+        await raw.ConnectAsync(listener.LocalEndPoint);
+        NetworkStream stream = raw.GetStream();
+        await Handshake.InitiateAsync(stream, TestNodes.Context(2), "", null, CancellationToken.None);
+        using SecureConnection victim = await listener.Accepted.ReadAsync().AsTask().WaitAsync(Patience);
+        await stream.WriteAsync(new byte[] { 0, 0, 0, 20 }.Concat(new byte[20]).ToArray());
+        var error = await Assert.ThrowsAsync<FrameException>(() => victim.ReceiveAsync(CancellationToken.None).WaitAsync(Patience));
+        Assert.Equal(FrameFailure.AuthenticationFailed, error.Reason);
+        string local = ((IPEndPoint)raw.Client.LocalEndPoint!).Port.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        Assert.Single(log.Lines, l => l.Message.Contains("closed: AuthenticationFailed", StringComparison.Ordinal) && l.Message.Contains(local, StringComparison.Ordinal));
+        Assert.Equal(0, await stream.ReadAsync(new byte[1]).AsTask().WaitAsync(Patience)); // server closed it
+
+        using SecureConnection other = await PeerConnector.ConnectAsync(TestNodes.Context(3), PeerAddress.Format(listener.LocalEndPoint));
+        Assert.False(other.IsClosed);
+    }
+
+    [Fact]
     public async Task Concurrent_first_sends_share_one_connection()
     {
         var received = Channel.CreateUnbounded<PeerMessage>();
