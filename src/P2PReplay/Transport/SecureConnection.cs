@@ -98,7 +98,7 @@ internal sealed class SecureConnection : IAsyncDisposable, IDisposable
                 Close();
                 throw;
             }
-            catch (Exception e) when (e is IOException or ObjectDisposedException or System.Net.Sockets.SocketException && !cancellationToken.IsCancellationRequested)
+            catch (Exception e) when (e is IOException or ObjectDisposedException or System.Net.Sockets.SocketException)
             {
                 if (IsClosed) return null;
                 throw Fail(FrameFailure.Truncated, $"read failed: {e.Message}");
@@ -131,13 +131,18 @@ internal sealed class SecureConnection : IAsyncDisposable, IDisposable
             {
                 throw Fail(FrameFailure.Timeout, $"frame body of {length} bytes did not arrive within {_context.Options.FrameBodyTimeout.TotalSeconds:F0} s");
             }
+            catch (OperationCanceledException) when (IsClosed && !cancellationToken.IsCancellationRequested)
+            {
+                return null; // closed locally in the middle of a frame
+            }
             catch (OperationCanceledException)
             {
                 Close();
                 throw;
             }
-            catch (Exception e) when (e is IOException or ObjectDisposedException or System.Net.Sockets.SocketException && !cancellationToken.IsCancellationRequested)
+            catch (Exception e) when (e is IOException or ObjectDisposedException or System.Net.Sockets.SocketException)
             {
+                if (IsClosed) return null;
                 throw Fail(FrameFailure.Truncated, $"read failed: {e.Message}");
             }
 
