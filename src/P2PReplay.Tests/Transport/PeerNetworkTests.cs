@@ -141,6 +141,47 @@ public sealed class PeerNetworkTests
     }
 
     [Fact]
+    public async Task Connections_beyond_the_pending_handshake_limit_are_closed_at_once()
+    {
+        var log = new CapturingLogger();
+        PeerContext server = TestNodes.Context(1, logger: log, options: new TransportOptions { MaxPendingHandshakes = 2, HandshakeTimeout = TimeSpan.FromSeconds(2) });
+        await using var listener = new PeerListener(server, AnyLoopbackPort);
+        listener.Start();
+        var idle = new List<TcpClient>();
+        try
+        {
+            for (int i = 0; i < 3; i++)
+            {
+                var client = new TcpClient();
+                idle.Add(client);
+                await client.ConnectAsync(listener.LocalEndPoint);
+            }
+
+            await WaitUntil(() => log.Contains("handshakes already pending"));
+            Assert.Equal(0, await idle[2].GetStream().ReadAsync(new byte[1]).AsTask().WaitAsync(Patience));
+        }
+        finally
+        {
+            idle.ForEach(c => c.Dispose());
+        }
+    }
+
+    [Fact]
+    public async Task Failing_handler_is_logged_and_the_connection_keeps_delivering()
+    {
+        var log = new CapturingLogger();
+        var received = Channel.CreateUnbounded<PeerMessage>();
+        await using var a = new PeerNetwork(TestNodes.Context(1), (_, _) => ValueTask.CompletedTask);
+        await using var b = new PeerNetwork(TestNodes.Context(2, logger: log), (m, _) =>
+            m.Payload.Span[0] == 0 ? throw new InvalidOperationException("handler bug") : received.Writer.WriteAsync(m));
+        b.Start(AnyLoopbackPort);
+        Assert.True(await a.SendAsync(b.AdvertisedAddress, ChannelKind.Control, new byte[] { 0 }));
+        Assert.True(await a.SendAsync(b.AdvertisedAddress, ChannelKind.Control, new byte[] { 1 }));
+        Assert.Equal(1, (await received.Reader.ReadAsync().AsTask().WaitAsync(Patience)).Payload.Span[0]);
+        Assert.Contains(log.Lines, l => l.Message.StartsWith("Handler for a Control frame", StringComparison.Ordinal));
+    }
+
+    [Fact]
     public async Task Concurrent_first_sends_share_one_connection()
     {
         var received = Channel.CreateUnbounded<PeerMessage>();
