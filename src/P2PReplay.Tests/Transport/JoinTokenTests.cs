@@ -15,6 +15,7 @@ public sealed class JoinTokenTests
         Assert.True(parsed.Secret.SameAs(TestNodes.Secret));
         Assert.Equal(token.Seeds, parsed.Seeds);
         Assert.Empty(JoinToken.Parse(new JoinToken(TestNodes.Secret, []).Encode()).Seeds);
+        Assert.Equal(text, token.ToString()); // Cluster/ClusterNode relies on ToString()
     }
 
     [Theory]
