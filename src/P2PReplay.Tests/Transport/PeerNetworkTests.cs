@@ -117,6 +117,85 @@ public sealed class PeerNetworkTests
     }
 
     [Fact]
+    public async Task Tampered_frame_over_tcp_closes_only_that_connection_with_a_log_line_naming_the_endpoint()
+    {
+        var log = new CapturingLogger();
+        PeerContext server = TestNodes.Context(1, logger: log);
+        await using var listener = new PeerListener(server, AnyLoopbackPort);
+        listener.Start();
+
+        using var raw = new TcpClient();
+        await raw.ConnectAsync(listener.LocalEndPoint);
+        NetworkStream stream = raw.GetStream();
+        await Handshake.InitiateAsync(stream, TestNodes.Context(2), "", null, CancellationToken.None);
+        using SecureConnection victim = await listener.Accepted.ReadAsync().AsTask().WaitAsync(Patience);
+        await stream.WriteAsync(new byte[] { 0, 0, 0, 20 }.Concat(new byte[20]).ToArray());
+        var error = await Assert.ThrowsAsync<FrameException>(() => victim.ReceiveAsync(CancellationToken.None).WaitAsync(Patience));
+        Assert.Equal(FrameFailure.AuthenticationFailed, error.Reason);
+        string local = ((IPEndPoint)raw.Client.LocalEndPoint!).Port.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        Assert.Single(log.Lines, l => l.Message.Contains("closed: AuthenticationFailed", StringComparison.Ordinal) && l.Message.Contains(local, StringComparison.Ordinal));
+        Assert.Equal(0, await stream.ReadAsync(new byte[1]).AsTask().WaitAsync(Patience)); // server closed it
+
+        using SecureConnection other = await PeerConnector.ConnectAsync(TestNodes.Context(3), PeerAddress.Format(listener.LocalEndPoint));
+        Assert.False(other.IsClosed);
+    }
+
+    [Fact]
+    public async Task Connections_beyond_the_pending_handshake_limit_are_closed_at_once()
+    {
+        var log = new CapturingLogger();
+        PeerContext server = TestNodes.Context(1, logger: log, options: new TransportOptions { MaxPendingHandshakes = 2, HandshakeTimeout = TimeSpan.FromSeconds(2) });
+        await using var listener = new PeerListener(server, AnyLoopbackPort);
+        listener.Start();
+        var idle = new List<TcpClient>();
+        try
+        {
+            for (int i = 0; i < 3; i++)
+            {
+                var client = new TcpClient();
+                idle.Add(client);
+                await client.ConnectAsync(listener.LocalEndPoint);
+            }
+
+            await WaitUntil(() => log.Contains("handshakes already pending"));
+            Assert.Equal(0, await idle[2].GetStream().ReadAsync(new byte[1]).AsTask().WaitAsync(Patience));
+        }
+        finally
+        {
+            idle.ForEach(c => c.Dispose());
+        }
+    }
+
+    [Fact]
+    public async Task Failing_handler_is_logged_and_the_connection_keeps_delivering()
+    {
+        var log = new CapturingLogger();
+        var received = Channel.CreateUnbounded<PeerMessage>();
+        await using var a = new PeerNetwork(TestNodes.Context(1), (_, _) => ValueTask.CompletedTask);
+        await using var b = new PeerNetwork(TestNodes.Context(2, logger: log), (m, _) =>
+            m.Payload.Span[0] == 0 ? throw new InvalidOperationException("handler bug") : received.Writer.WriteAsync(m));
+        b.Start(AnyLoopbackPort);
+        Assert.True(await a.SendAsync(b.AdvertisedAddress, ChannelKind.Control, new byte[] { 0 }));
+        Assert.True(await a.SendAsync(b.AdvertisedAddress, ChannelKind.Control, new byte[] { 1 }));
+        Assert.Equal(1, (await received.Reader.ReadAsync().AsTask().WaitAsync(Patience)).Payload.Span[0]);
+        Assert.Contains(log.Lines, l => l.Message.StartsWith("Handler for a Control frame", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task Concurrent_first_sends_share_one_connection()
+    {
+        var received = Channel.CreateUnbounded<PeerMessage>();
+        PeerContext contextA = TestNodes.Context(1);
+        await using var a = new PeerNetwork(contextA, (_, _) => ValueTask.CompletedTask);
+        await using var b = new PeerNetwork(TestNodes.Context(2), (m, _) => received.Writer.WriteAsync(m));
+        b.Start(AnyLoopbackPort);
+        bool[] sent = await Task.WhenAll(Enumerable.Range(0, 20).Select(i => a.SendAsync(b.AdvertisedAddress, ChannelKind.Gossip, new[] { (byte)i }).AsTask()));
+        Assert.All(sent, Assert.True);
+        for (int i = 0; i < 20; i++) await received.Reader.ReadAsync().AsTask().WaitAsync(Patience);
+        Assert.Equal(1, contextA.Counters.HandshakesCompleted);
+    }
+
+    [Fact]
     public async Task Unreachable_peer_drops_frames_with_backoff_and_reconnects_when_it_returns()
     {
         var log = new CapturingLogger();

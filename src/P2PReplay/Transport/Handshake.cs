@@ -42,7 +42,7 @@ internal static class Handshake
 
     public static async Task<HandshakeResult> InitiateAsync(Stream stream, PeerContext context, string listenAddress, string? expectedRemoteNodeId, CancellationToken cancellationToken)
     {
-        using CancellationTokenSource timeout = Timeout(context, cancellationToken);
+        using var timeout = new TimeoutScope(context.Options.HandshakeTimeout, context.Time, cancellationToken);
         try
         {
             using Key ephemeral = CreateEphemeral(context.Random);
@@ -89,7 +89,7 @@ internal static class Handshake
 
     public static async Task<HandshakeResult> RespondAsync(Stream stream, PeerContext context, CancellationToken cancellationToken)
     {
-        using CancellationTokenSource timeout = Timeout(context, cancellationToken);
+        using var timeout = new TimeoutScope(context.Options.HandshakeTimeout, context.Time, cancellationToken);
         try
         {
             HandshakeMessages.Hello hello;
@@ -191,19 +191,12 @@ internal static class Handshake
         }
     }
 
-    private static CancellationTokenSource Timeout(PeerContext context, CancellationToken cancellationToken)
-    {
-        var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        timeout.CancelAfter(context.Options.HandshakeTimeout);
-        return timeout;
-    }
-
     /// <summary>Maps I/O failures and the handshake timeout to HandshakeException; the caller's own cancellation passes through.</summary>
-    private static HandshakeException? Translate(Exception e, CancellationTokenSource timeout, CancellationToken cancellationToken) => e switch
+    private static HandshakeException? Translate(Exception e, TimeoutScope timeout, CancellationToken cancellationToken) => e switch
     {
         HandshakeException => null,
         OperationCanceledException when cancellationToken.IsCancellationRequested => null,
-        OperationCanceledException when timeout.IsCancellationRequested => new HandshakeException(HandshakeFailure.Timeout, "handshake did not complete in time"),
+        OperationCanceledException when timeout.TimedOut => new HandshakeException(HandshakeFailure.Timeout, "handshake did not complete in time"),
         IOException or ObjectDisposedException or System.Net.Sockets.SocketException => new HandshakeException(HandshakeFailure.ConnectionClosed, $"connection failed during the handshake: {e.Message}"),
         _ => null,
     };
@@ -222,7 +215,7 @@ internal static class Handshake
         }
     }
 
-    private static byte[] HelloMac(ClusterSecret secret, ReadOnlySpan<byte> helloHead)
+    internal static byte[] HelloMac(ClusterSecret secret, ReadOnlySpan<byte> helloHead)
     {
         Span<byte> key = stackalloc byte[32];
         HKDF.DeriveKey(HashAlgorithmName.SHA256, secret.Bytes, key, salt: HelloMacLabel, info: default);

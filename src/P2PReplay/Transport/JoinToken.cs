@@ -33,7 +33,14 @@ internal sealed class JoinToken
 
     public IReadOnlyList<string> Seeds { get; }
 
-    public override string ToString()
+    /// <summary>
+    /// Same as Encode(); kept because Cluster/ClusterNode prints tokens with ToString(). Prefer Encode(): the token
+    /// carries the secret, and once callers use Encode() this should return a redacted form so it cannot leak into logs.
+    /// </summary>
+    public override string ToString() => Encode();
+
+    /// <summary>The text form ("p2p1.…"); it carries the cluster secret.</summary>
+    public string Encode()
     {
         using var body = new MemoryStream();
         body.WriteByte(Version);

@@ -16,9 +16,8 @@ internal static class PeerConnector
         bool handedOver = false;
         try
         {
-            using (var connectTimeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken))
+            using (var connectTimeout = new TimeoutScope(timeout ?? context.Options.ConnectTimeout, context.Time, cancellationToken))
             {
-                connectTimeout.CancelAfter(timeout ?? context.Options.ConnectTimeout);
                 try
                 {
                     await socket.ConnectAsync(host, port, connectTimeout.Token).ConfigureAwait(false);

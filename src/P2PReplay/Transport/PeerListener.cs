@@ -109,6 +109,13 @@ internal sealed class PeerListener : IAsyncDisposable
         {
             // Listener shutting down, or the socket died before the handshake started.
         }
+        catch (Exception e)
+        {
+            // Never let one connection's unexpected failure go unnoticed or take down the listener.
+            Interlocked.Increment(ref _refused);
+            _context.Counters.HandshakeRefused(HandshakeFailure.Malformed);
+            TransportLog.HandshakeRefused(_context.Logger, remoteText, HandshakeFailure.Malformed, $"unexpected {e.GetType().Name}: {e.Message}");
+        }
         finally
         {
             Interlocked.Decrement(ref _pending);

@@ -59,10 +59,16 @@ internal sealed class PeerNetwork : IAsyncDisposable
 
     public IPEndPoint? ListenEndPoint => _listener?.LocalEndPoint;
 
-    /// <summary>Starts listening. advertisedAddress defaults to the bound endpoint (fine on loopback; give the routable one otherwise).</summary>
+    /// <summary>Starts listening. advertisedAddress defaults to the bound endpoint: fine on loopback, but a node bound to a
+    /// wildcard address must pass the address peers can reach it at.</summary>
     public void Start(IPEndPoint listenOn, string? advertisedAddress = null)
     {
         if (_listener is not null) throw new InvalidOperationException("PeerNetwork is already started.");
+        if (advertisedAddress is not null && !PeerAddress.TryParse(advertisedAddress, out _, out _))
+        {
+            throw new ArgumentException($"Advertised address '{advertisedAddress}' is not host:port.", nameof(advertisedAddress));
+        }
+
         _listener = new PeerListener(_context, listenOn);
         AdvertisedAddress = advertisedAddress ?? PeerAddress.Format(_listener.LocalEndPoint);
         _listener.Start();
@@ -252,12 +258,16 @@ internal sealed class PeerNetwork : IAsyncDisposable
             }
         }
 
-        /// <summary>An inbound connection becomes the send path only when there is no live one.</summary>
+        /// <summary>
+        /// An inbound connection becomes the send path only when there is no live one, and only if the address is not
+        /// known to belong to another node (an authenticated member cannot take over another member's address).
+        /// </summary>
         public void Adopt(SecureConnection connection)
         {
             lock (_lock)
             {
                 if (_connection is { IsClosed: false }) return;
+                if (_nodeId is not null && _nodeId != connection.RemoteNodeId) return;
                 _connection = connection;
                 _nodeId = connection.RemoteNodeId;
                 Backoff = TimeSpan.Zero;

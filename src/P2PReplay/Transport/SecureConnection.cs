@@ -5,7 +5,7 @@ namespace P2PReplay.Transport;
 
 /// <summary>
 /// An authenticated, encrypted peer connection after the handshake. SendAsync is safe for concurrent callers;
-/// ReceiveAsync must have one caller at a time. Any protocol violation or I/O failure closes the connection,
+/// ReceiveAsync must have one caller at a time; cancelling it closes the connection. Any protocol violation or I/O failure closes the connection,
 /// logs one line naming the reason and the remote endpoint, and surfaces as FrameException.
 /// </summary>
 internal sealed class SecureConnection : IAsyncDisposable, IDisposable
@@ -52,8 +52,7 @@ internal sealed class SecureConnection : IAsyncDisposable, IDisposable
         {
             ObjectDisposedException.ThrowIf(IsClosed, this);
             byte[] wire = _sender.Seal(kind, payload.Span, compress);
-            using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, _closed.Token);
-            timeout.CancelAfter(_context.Options.SendTimeout);
+            using var timeout = new TimeoutScope(_context.Options.SendTimeout, _context.Time, cancellationToken, _closed.Token);
             try
             {
                 await _stream.WriteAsync(wire, timeout.Token).ConfigureAwait(false);
@@ -62,7 +61,9 @@ internal sealed class SecureConnection : IAsyncDisposable, IDisposable
             catch (Exception e) when (e is IOException or OperationCanceledException or ObjectDisposedException or System.Net.Sockets.SocketException)
             {
                 // A half-written frame leaves the stream unusable: close it whatever the cause.
-                string detail = e is OperationCanceledException && !cancellationToken.IsCancellationRequested ? "send timed out (peer not reading)" : e.Message;
+                string detail = e is OperationCanceledException
+                    ? timeout.TimedOut ? "send timed out (peer not reading)" : "send cancelled in the middle of a frame"
+                    : e.Message;
                 throw Fail(FrameFailure.SendFailed, detail);
             }
 
@@ -91,7 +92,13 @@ internal sealed class SecureConnection : IAsyncDisposable, IDisposable
             {
                 return null; // closed locally (Dispose or a failed send) while waiting for the next frame
             }
-            catch (Exception e) when (e is IOException or ObjectDisposedException or System.Net.Sockets.SocketException && !cancellationToken.IsCancellationRequested)
+            catch (OperationCanceledException)
+            {
+                // Bytes of a partly read header would be lost, so a cancelled receive ends the connection.
+                Close();
+                throw;
+            }
+            catch (Exception e) when (e is IOException or ObjectDisposedException or System.Net.Sockets.SocketException)
             {
                 if (IsClosed) return null;
                 throw Fail(FrameFailure.Truncated, $"read failed: {e.Message}");
@@ -115,18 +122,27 @@ internal sealed class SecureConnection : IAsyncDisposable, IDisposable
             }
 
             byte[] body = new byte[length];
-            using var bodyTimeout = CancellationTokenSource.CreateLinkedTokenSource(closedOrCancelled.Token);
-            bodyTimeout.CancelAfter(_context.Options.FrameBodyTimeout);
+            using var bodyTimeout = new TimeoutScope(_context.Options.FrameBodyTimeout, _context.Time, closedOrCancelled.Token);
             try
             {
                 read = await _stream.ReadAtLeastAsync(body, length, throwOnEndOfStream: false, bodyTimeout.Token).ConfigureAwait(false);
             }
-            catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested && !IsClosed)
+            catch (OperationCanceledException) when (bodyTimeout.TimedOut && !cancellationToken.IsCancellationRequested && !IsClosed)
             {
                 throw Fail(FrameFailure.Timeout, $"frame body of {length} bytes did not arrive within {_context.Options.FrameBodyTimeout.TotalSeconds:F0} s");
             }
-            catch (Exception e) when (e is IOException or ObjectDisposedException or System.Net.Sockets.SocketException && !cancellationToken.IsCancellationRequested)
+            catch (OperationCanceledException) when (IsClosed && !cancellationToken.IsCancellationRequested)
             {
+                return null; // closed locally in the middle of a frame
+            }
+            catch (OperationCanceledException)
+            {
+                Close();
+                throw;
+            }
+            catch (Exception e) when (e is IOException or ObjectDisposedException or System.Net.Sockets.SocketException)
+            {
+                if (IsClosed) return null;
                 throw Fail(FrameFailure.Truncated, $"read failed: {e.Message}");
             }
 
