@@ -93,7 +93,7 @@ public sealed class PeerSecurityTests
             await using var stranger = await DaemonProcess.StartAsync();
             using (var client = stranger.Client())
             {
-                string token = new JoinToken(ClusterSecret.Create(), [daemons[0].Address]).ToString();
+                string token = new JoinToken(ClusterSecret.Create(), [daemons[0].Address]).Encode();
                 await client.PostAsync("/v1/cluster/join", new TokenBody(token), ControlJsonContext.Default.TokenBody, ControlJsonContext.Default.StatusBody);
             }
             await Task.Delay(1500);

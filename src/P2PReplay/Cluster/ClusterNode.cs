@@ -86,7 +86,7 @@ internal sealed partial class ClusterNode : IClusterControl, IAsyncDisposable
         created.Save(config.DataDir);
         await StartFabricAsync(created, bootstrap: true, config.Seeds, cancel).ConfigureAwait(false);
         ClusterLog.ClusterCreated(logger);
-        return new JoinToken(created, includeSeeds ? [advertisedAddress] : []).ToString();
+        return new JoinToken(created, includeSeeds ? [advertisedAddress] : []).Encode();
     });
 
     public Task JoinAsync(string token, CancellationToken cancel) => Call(async () =>
