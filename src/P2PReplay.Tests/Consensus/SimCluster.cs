@@ -17,6 +17,8 @@ internal sealed class SimPeer(ulong id, IRaftStorage storage)
     public SortedDictionary<ulong, Entry> Applied { get; } = [];
 
     public ulong AppliedIndex { get; set; }
+
+    public IReadOnlyList<ulong> Bootstrap { get; set; } = [];
 }
 
 /// <summary>
@@ -37,9 +39,9 @@ internal sealed class SimCluster
         List<ulong> voters = [.. bootstrapVoters ?? all];
         foreach (ulong id in all)
         {
-            var peer = new SimPeer(id, new MemoryRaftStorage());
+            var peer = new SimPeer(id, new MemoryRaftStorage()) { Bootstrap = voters.Contains(id) ? voters : [] };
             Peers[id] = peer;
-            Start(peer, voters.Contains(id) ? voters : []);
+            Start(peer);
         }
     }
 
@@ -76,12 +78,12 @@ internal sealed class SimCluster
     {
         var peer = new SimPeer(id, new MemoryRaftStorage());
         Peers[id] = peer;
-        Start(peer, []);
+        Start(peer);
     }
 
-    private void Start(SimPeer peer, IReadOnlyList<ulong> bootstrap)
+    private void Start(SimPeer peer)
     {
-        RaftConfig config = Configure(peer.Id) with { BootstrapVoters = bootstrap };
+        RaftConfig config = Configure(peer.Id) with { BootstrapVoters = peer.Bootstrap };
         peer.Node = new RaftNode(config, peer.Storage, new Random(Random.Next()));
         Snapshot snapshot = peer.Storage.Snapshot;
         peer.Applied.Clear();
@@ -93,7 +95,7 @@ internal sealed class SimCluster
     public void Restart(ulong id)
     {
         SimPeer peer = Peers[id];
-        if (!peer.Alive) Start(peer, []);
+        if (!peer.Alive) Start(peer);
     }
 
     public void Partition(IEnumerable<ulong> side)
