@@ -1,0 +1,38 @@
+using P2PReplay.Consensus;
+
+namespace P2PReplay.Tests.Consensus;
+
+public sealed class RaftBasicTests
+{
+    [Fact]
+    public void Single_node_elects_itself_and_commits()
+    {
+        var cluster = new SimCluster(1, [1]);
+        RaftNode leader = cluster.ElectLeader();
+        Assert.Equal(1UL, leader.Id);
+        ulong index = cluster.ProposeAndCommit([42]);
+        Assert.Equal([42], cluster.Peers[1].Applied[index].Data);
+    }
+
+    [Fact]
+    public void Three_nodes_elect_one_leader_and_replicate()
+    {
+        var cluster = new SimCluster(2, [1, 2, 3]);
+        RaftNode leader = cluster.ElectLeader();
+        ulong index = cluster.ProposeAndCommit([7]);
+        foreach (SimPeer peer in cluster.Peers.Values) Assert.Equal([7], peer.Applied[index].Data);
+        Assert.Single(cluster.LiveNodes, n => n.Role == RaftRole.Leader);
+        Assert.All(cluster.LiveNodes, n => Assert.Equal(leader.Id, n.LeaderId));
+    }
+
+    [Fact]
+    public void Follower_rejects_proposal_with_leader_hint()
+    {
+        var cluster = new SimCluster(3, [1, 2, 3]);
+        RaftNode leader = cluster.ElectLeader();
+        RaftNode follower = cluster.LiveNodes.First(n => n.Id != leader.Id);
+        ProposeResult result = follower.Propose([1]);
+        Assert.Equal(ProposeStatus.NotLeader, result.Status);
+        Assert.Equal(leader.Id, result.LeaderId);
+    }
+}
