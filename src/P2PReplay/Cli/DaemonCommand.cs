@@ -58,8 +58,9 @@ internal static partial class DaemonCommand
         }
     }
 
-    internal static (DaemonConfig Config, bool Verbose) ParseArguments(ReadOnlySpan<string> args)
+    internal static (DaemonConfig Config, bool Verbose) ParseArguments(ReadOnlySpan<string> arguments)
     {
+        string[] args = arguments.ToArray();
         string? configFile = null;
         var overrides = new List<(string Key, string Value)>();
         var seeds = new List<string>();

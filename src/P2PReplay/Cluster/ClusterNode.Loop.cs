@@ -1,6 +1,7 @@
 using System.Globalization;
 using Microsoft.Extensions.Logging;
 using P2PReplay.Consensus;
+using P2PReplay.Consensus.Storage;
 using P2PReplay.Discovery.Gossip;
 using P2PReplay.Discovery.Mdns;
 using P2PReplay.Transport;
@@ -160,7 +161,7 @@ internal sealed partial class ClusterNode
             if (state.AppliedIndex >= lastCompactedIndex + CompactEvery && raft.Compact(state.AppliedIndex, state.Snapshot()))
                 lastCompactedIndex = state.AppliedIndex;
         }
-        foreach (var packet in gossip.TakeOutgoing()) outbox!.Send(packet.Address, ChannelKind.Gossip, packet.Payload);
+        foreach (var packet in gossip.TakeOutgoing()) outbox!.Send(packet.Destination, ChannelKind.Gossip, packet.Payload);
         string role = $"{raft.Role}/{raft.Term}/{raft.LeaderId}";
         if (role != lastRole)
         {

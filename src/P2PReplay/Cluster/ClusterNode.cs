@@ -5,6 +5,7 @@ using System.Net.Sockets;
 using System.Threading.Channels;
 using Microsoft.Extensions.Logging;
 using P2PReplay.Consensus;
+using P2PReplay.Consensus.Storage;
 using P2PReplay.Daemon;
 using P2PReplay.Discovery.Gossip;
 using P2PReplay.Discovery.Mdns;
