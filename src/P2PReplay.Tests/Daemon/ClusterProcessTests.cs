@@ -50,15 +50,18 @@ public sealed class ClusterProcessTests
         {
             var before = await daemons[0].StatusAsync();
             string leader = before.Leader!;
-            Assert.All(daemons, d => Assert.Equal(leader, d.StatusAsync().Result.Leader));
-            var victim = daemons.Single(d => d.StatusAsync().Result.NodeId == leader);
+            var statuses = new List<StatusBody>();
+            foreach (var daemon in daemons) statuses.Add(await daemon.StatusAsync());
+            Assert.All(statuses, s => Assert.Equal(leader, s.Leader));
+            var victim = daemons[statuses.FindIndex(s => s.NodeId == leader)];
             victim.Kill();
             var survivors = daemons.Where(d => d != victim).ToList();
+            var survivorIds = statuses.Where(s => s.NodeId != leader).Select(s => s.NodeId).ToList();
             foreach (var survivor in survivors)
             {
                 var after = await survivor.WaitForAsync(s => s.Leader is not null && s.Leader != leader && s.Term > before.Term,
                     TimeSpan.FromSeconds(10), "a new leader after kill -9 of the old one");
-                Assert.Contains(after.Leader, survivors.Select(s => s.StatusAsync().Result.NodeId));
+                Assert.Contains(after.Leader, survivorIds);
             }
             // The survivors see the killed node as failed through gossip.
             await survivors[0].WaitForAsync(s => s.Members.Single(m => m.Id == leader).Status is "dead" or "suspect",
@@ -76,7 +79,8 @@ public sealed class ClusterProcessTests
         var daemons = await FormClusterAsync(5);
         try
         {
-            var follower = daemons[0].StatusAsync().Result is var s0 && s0.Leader == s0.NodeId ? daemons[1] : daemons[0];
+            var first = await daemons[0].StatusAsync();
+            var follower = first.Leader == first.NodeId ? daemons[1] : daemons[0];
             string id = (await follower.StatusAsync()).NodeId;
             string directory = follower.Directory;
             int port = follower.Port;

@@ -97,7 +97,8 @@ public sealed class PeerSecurityTests
                 await client.PostAsync("/v1/cluster/join", new TokenBody(token), ControlJsonContext.Default.TokenBody, ControlJsonContext.Default.StatusBody);
             }
             await Task.Delay(1500);
-            Assert.DoesNotContain((await daemons[0].StatusAsync()).Members, m => m.Id == (stranger.StatusAsync().Result.NodeId));
+            string strangerId = (await stranger.StatusAsync()).NodeId;
+            Assert.DoesNotContain((await daemons[0].StatusAsync()).Members, m => m.Id == strangerId);
             Assert.Single((await stranger.StatusAsync()).Members);
             await AssertStillServingAsync(daemons);
         }

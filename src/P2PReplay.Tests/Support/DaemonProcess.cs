@@ -10,7 +10,7 @@ namespace P2PReplay.Tests.Support;
 /// A real `p2preplay daemon` process (the published NativeAOT binary) with its own data dir, control socket and
 /// loopback peer port; its log is kept for assertions. Disposing kills it and removes its files.
 /// </summary>
-public sealed class DaemonProcess : IAsyncDisposable
+internal sealed class DaemonProcess : IAsyncDisposable
 {
     private readonly Process process;
     private readonly StringBuilder output = new();

@@ -69,7 +69,8 @@ internal sealed partial class ClusterNode
             var discovery = new MdnsDiscovery(identity.NodeId, int.Parse(advertisedAddress[(advertisedAddress.LastIndexOf(':') + 1)..], CultureInfo.InvariantCulture),
                 config.Site, config.Advertise, loggers.CreateLogger("p2preplay.mdns"));
             discovery.PeerFound += peer => Post(() => OnLanPeer(peer));
-            discovery.Start();
+            // The library's start-up takes about a second (interface scan); keep it off the loop.
+            _ = Task.Run(discovery.Start, CancellationToken.None);
             lan = discovery;
         }
     }

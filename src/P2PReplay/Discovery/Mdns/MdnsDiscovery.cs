@@ -101,7 +101,9 @@ internal sealed partial class MdnsDiscovery : ILanDiscovery
     {
         try
         {
-            var peer = Parse(e.ServiceInstanceName, e.Message.Answers.Concat(e.Message.AdditionalRecords), e.RemoteEndPoint?.Address);
+            var records = e.Message.Answers.Concat(e.Message.AdditionalRecords).ToList();
+            var peer = Parse(e.ServiceInstanceName, records, e.RemoteEndPoint?.Address);
+            LogAnswer(logger, e.ServiceInstanceName.ToString(), e.RemoteEndPoint?.ToString() ?? "?", string.Join(' ', records.Select(r => $"{r.Type}:{r.Name}")), peer?.Address ?? "(none)");
             if (peer is null || peer.NodeId == nodeId) return;
             PeerFound?.Invoke(peer);
         }
@@ -128,12 +130,21 @@ internal sealed partial class MdnsDiscovery : ILanDiscovery
         string? address = properties.TryGetValue("addr", out var explicitAddress) ? explicitAddress : null;
         if (address is null)
         {
-            if (source is null) return null;
-            if (source.IsIPv4MappedToIPv6) source = source.MapToIPv4();
-            address = source.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6 ? $"[{source}]:{peerPort}" : $"{source}:{peerPort}";
+            // The answer's A records for the SRV target name the host's addresses (the library does not report the
+            // packet's source); prefer one that is neither loopback nor link-local.
+            var list = records as IList<ResourceRecord> ?? records.ToList();
+            var target = list.OfType<SRVRecord>().FirstOrDefault(r => r.Name == instance)?.Target;
+            var candidates = list.OfType<ARecord>().Where(r => target is null || r.Name == target).Select(r => r.Address).ToList();
+            if (source is not null) candidates.Add(source.IsIPv4MappedToIPv6 ? source.MapToIPv4() : source);
+            var chosen = candidates.FirstOrDefault(a => !IPAddress.IsLoopback(a) && !a.IsIPv6LinkLocal && !IsIPv4LinkLocal(a)) ?? candidates.FirstOrDefault();
+            if (chosen is null) return null;
+            address = chosen.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6 ? $"[{chosen}]:{peerPort}" : $"{chosen}:{peerPort}";
         }
         return new LanPeer(id, address, peerSite);
     }
+
+    private static bool IsIPv4LinkLocal(IPAddress address) =>
+        address.AddressFamily == System.Net.Sockets.AddressFamily.InterNetwork && address.GetAddressBytes() is [169, 254, _, _];
 
     private void StopLocked()
     {
@@ -166,6 +177,9 @@ internal sealed partial class MdnsDiscovery : ILanDiscovery
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "mDNS: {Reason}; LAN discovery is off until the network changes (seed peers still work)")]
     private static partial void LogFailed(ILogger logger, string reason);
+
+    [LoggerMessage(Level = LogLevel.Debug, Message = "mDNS: answer for {Instance} from {Source}: {Records} -> {Peer}")]
+    private static partial void LogAnswer(ILogger logger, string instance, string source, string records, string peer);
 
     [LoggerMessage(Level = LogLevel.Debug, Message = "mDNS: ignored an answer: {Reason}")]
     private static partial void LogBadAnswer(ILogger logger, string reason);
