@@ -266,7 +266,8 @@ internal sealed class SimCluster
             }
             for (int j = 0; j < maxTicks; j++)
             {
-                if (LiveNodes.All(n => n.Applied >= result.Index && (!n.ConfState.Contains(n.Id) || Peers[n.Id].AppliedIndex >= result.Index)))
+                // Every live member applied it (a removed node no longer receives the log).
+                if (LiveNodes.Where(n => leader.ConfState.Contains(n.Id)).All(n => n.Applied >= result.Index && Peers[n.Id].AppliedIndex >= result.Index))
                 {
                     return result.Index;
                 }
