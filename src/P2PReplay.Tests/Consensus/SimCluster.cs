@@ -1,4 +1,5 @@
 using P2PReplay.Consensus;
+using P2PReplay.Consensus.Storage;
 
 namespace P2PReplay.Tests.Consensus;
 
@@ -31,15 +32,19 @@ internal sealed class SimCluster
     private readonly HashSet<(ulong From, ulong To)> blocked = [];
     private int order;
 
-    public SimCluster(int seed, IEnumerable<ulong> ids, Func<ulong, RaftConfig>? configure = null, IEnumerable<ulong>? bootstrapVoters = null)
+    private readonly Func<ulong, IRaftStorage> openStorage;
+
+    /// <param name="openStorage">Opens a peer's durable storage (at start and on every restart); default: one MemoryRaftStorage kept across crashes.</param>
+    public SimCluster(int seed, IEnumerable<ulong> ids, Func<ulong, RaftConfig>? configure = null, IEnumerable<ulong>? bootstrapVoters = null, Func<ulong, IRaftStorage>? openStorage = null)
     {
+        this.openStorage = openStorage ?? (_ => new MemoryRaftStorage());
         Random = new Random(seed);
         Configure = configure ?? (id => new RaftConfig { Id = id, ElectionTicks = 10, HeartbeatTicks = 1 });
         List<ulong> all = [.. ids];
         List<ulong> voters = [.. bootstrapVoters ?? all];
         foreach (ulong id in all)
         {
-            var peer = new SimPeer(id, new MemoryRaftStorage()) { Bootstrap = voters.Contains(id) ? voters : [] };
+            var peer = new SimPeer(id, this.openStorage(id)) { Bootstrap = voters.Contains(id) ? voters : [] };
             Peers[id] = peer;
             Start(peer);
         }
@@ -76,7 +81,7 @@ internal sealed class SimCluster
 
     public void Add(ulong id)
     {
-        var peer = new SimPeer(id, new MemoryRaftStorage());
+        var peer = new SimPeer(id, openStorage(id));
         Peers[id] = peer;
         Start(peer);
     }
@@ -95,7 +100,13 @@ internal sealed class SimCluster
     public void Restart(ulong id)
     {
         SimPeer peer = Peers[id];
-        if (!peer.Alive) Start(peer);
+        if (peer.Alive) return;
+        if (peer.Storage is FileRaftStorage file)
+        {
+            file.Dispose();
+            peer.Storage = openStorage(id);
+        }
+        Start(peer);
     }
 
     public void Partition(IEnumerable<ulong> side)
@@ -255,7 +266,8 @@ internal sealed class SimCluster
             }
             for (int j = 0; j < maxTicks; j++)
             {
-                if (LiveNodes.All(n => n.Applied >= result.Index && (!n.ConfState.Contains(n.Id) || Peers[n.Id].AppliedIndex >= result.Index)))
+                // Every live member applied it (a removed node no longer receives the log).
+                if (LiveNodes.Where(n => leader.ConfState.Contains(n.Id)).All(n => n.Applied >= result.Index && Peers[n.Id].AppliedIndex >= result.Index))
                 {
                     return result.Index;
                 }
