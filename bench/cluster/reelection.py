@@ -96,7 +96,7 @@ def main():
             statuses = [n.status() for n in nodes]
             leaders = {s["leader"] for s in statuses}
             voters = statuses[0]["voters"]
-            if len(leaders) == 1 and None not in leaders and voters == min(len(nodes), 5) and all(s["raft_state"] in ("leader", "follower") for s in statuses):
+            if len(leaders) == 1 and None not in leaders and voters == min(len(nodes) if len(nodes) % 2 else len(nodes) - 1, 5) and all(s["raft_state"] in ("leader", "follower") for s in statuses):
                 return statuses
             return None
         wait(leader_of_all, 60, "the cluster forming")

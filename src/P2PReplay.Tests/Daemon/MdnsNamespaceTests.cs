@@ -57,7 +57,7 @@ public sealed class MdnsNamespaceTests
             }
             foreach (var daemon in new[] { a, b })
             {
-                await daemon.WaitForAsync(s => s.Leader is not null && s.Members.Count(m => m.Status == "alive") == 2 && s.Voters == 2,
+                await daemon.WaitForAsync(s => s.Leader is not null && s.Members.Count(m => m.Status == "alive") == 2 && s.Voters == 1 && s.Learners == 1,
                     TimeSpan.FromSeconds(30), "two daemons in separate namespaces in one cluster via mDNS");
             }
             Assert.Contains($"mDNS: found peer", b.Log + a.Log, StringComparison.Ordinal);

@@ -276,13 +276,13 @@ internal sealed partial class ClusterNode
     private void AdjustMembership(long now)
     {
         if (raft is null || gossip is null || raft.Role != RaftRole.Leader) return;
-        var live = new List<ulong> { identity.NumericId };
+        var live = new HashSet<ulong> { identity.NumericId };
         foreach (var member in gossip.Members)
         {
             if (member.Status is MemberStatus.Alive or MemberStatus.Suspect && RaftIdOf(member.Info.NodeId) is ulong id && id != identity.NumericId) live.Add(id);
         }
         var dead = deadSince.Where(d => now - d.Value >= DeadBeforeRemovalMs).Select(d => RaftIdOf(d.Key)).OfType<ulong>().ToHashSet();
-        var change = VoterPolicy.Next(raft.ConfState, live, dead, MaxVoters);
+        var change = VoterPolicy.Next(raft.ConfState, live, dead, identity.NumericId, MaxVoters);
         if (change is null) return;
         if (raft.ProposeConfChange(change.Value).Accepted) ClusterLog.ProposedMembership(logger, $"{change.Value.Type} {NodeIdText(change.Value.NodeId)}");
     }
