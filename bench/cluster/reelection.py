@@ -76,7 +76,7 @@ def wait(predicate, timeout, what):
         except (OSError, RuntimeError, ValueError):
             pass
         time.sleep(0.005)
-    raise SystemExit(f"timed out: {what}")
+    raise TimeoutError(f"timed out: {what}")
 
 def main():
     parser = argparse.ArgumentParser()
@@ -86,6 +86,7 @@ def main():
     args = parser.parse_args()
     root = tempfile.mkdtemp(prefix="p2p-reelect-")
     nodes = [Node(os.path.abspath(args.binary), root, i) for i in range(args.nodes)]
+    times = []
     try:
         nodes[0].start()
         token = request(nodes[0].sock, "POST", "/v1/cluster/init")["token"]
@@ -100,7 +101,6 @@ def main():
                 return statuses
             return None
         wait(leader_of_all, 60, "the cluster forming")
-        times = []
         for k in range(args.kills):
             statuses = wait(leader_of_all, 30, "a stable leader before the kill")
             leader_id, term = statuses[0]["leader"], statuses[0]["term"]
@@ -114,21 +114,36 @@ def main():
                     if s["leader"] not in (None, leader_id) and s["term"] > term:
                         return True
                 return False
-            wait(new_leader, 30, f"a new leader after kill {k + 1}")
+            wait(new_leader, 8, f"a new leader after kill {k + 1}")
             elapsed = (time.perf_counter() - start) * 1000
             times.append(elapsed)
             print(f"kill {k + 1:3}: new leader after {elapsed:7.1f} ms", flush=True)
             victim.start()
-        times.sort()
-        def pct(p):
-            return times[min(len(times) - 1, int(round(p / 100 * (len(times) - 1))))]
-        print(f"\n{args.nodes} nodes, {len(times)} kills of the leader (kill -9), loopback:")
-        print(f"  median {statistics.median(times):.1f} ms, p90 {pct(90):.1f} ms, p99 {pct(99):.1f} ms, max {times[-1]:.1f} ms, min {times[0]:.1f} ms")
+        report(times, args)
+    except TimeoutError as e:
+        print(e)
+        subprocess.run(["ps", "-o", "pid,pcpu,stat,etime,args", "-p", ",".join(str(n.proc.pid) for n in nodes if n.proc)])
+        if os.environ.get("P2P_HOLD"):
+            time.sleep(float(os.environ["P2P_HOLD"]))
+        for n in nodes:
+            print(f"--- log of {n.port} (last 40 lines)")
+            with open(os.path.join(n.dir, "log"), errors="replace") as f:
+                print("".join(f.readlines()[-40:]))
+        if times:
+            report(times, args)
+        sys.exit(1)
     finally:
         for n in nodes:
             if n.proc and n.proc.poll() is None:
                 n.kill()
         shutil.rmtree(root, ignore_errors=True)
+
+def report(times, args):
+        times = sorted(times)
+        def pct(p):
+            return times[min(len(times) - 1, int(round(p / 100 * (len(times) - 1))))]
+        print(f"\n{args.nodes} nodes, {len(times)} kills of the leader (kill -9), loopback:")
+        print(f"  median {statistics.median(times):.1f} ms, p90 {pct(90):.1f} ms, p99 {pct(99):.1f} ms, max {times[-1]:.1f} ms, min {times[0]:.1f} ms")
 
 if __name__ == "__main__":
     main()

@@ -32,6 +32,9 @@ internal static partial class ClusterLog
     [LoggerMessage(Level = LogLevel.Warning, Message = "dropped a {Kind} message from {Peer}: {Reason}")]
     public static partial void DroppedMessage(ILogger logger, string kind, string peer, string reason);
 
+    [LoggerMessage(Level = LogLevel.Warning, Message = "cannot save the known peers file: {Reason}")]
+    public static partial void PeersFileFailed(ILogger logger, string reason);
+
     [LoggerMessage(Level = LogLevel.Error, Message = "cluster loop step failed; continuing")]
     public static partial void LoopFailed(ILogger logger, Exception exception);
 

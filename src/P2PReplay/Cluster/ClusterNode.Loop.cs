@@ -24,6 +24,10 @@ internal sealed partial class ClusterNode
     private string lastRole = "";
     private (int Voters, int Learners) lastConfiguration;
     private readonly Dictionary<string, long> deadSince = new(StringComparer.Ordinal);
+    /// <summary>The listen address each peer proved in its handshake, from its latest message (fallback for Raft routing).</summary>
+    private readonly Dictionary<string, string> heardFrom = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, long> lastRejoinMs = new(StringComparer.Ordinal);
+    private const int RejoinIntervalMs = 2000;
 
     /// <summary>Starts the peer listener, gossip, Raft and mDNS for a cluster secret (on the loop, or before it runs).</summary>
     private async Task StartFabricAsync(ClusterSecret clusterSecret, bool bootstrap, IReadOnlyList<string> seeds, CancellationToken cancel)
@@ -125,7 +129,9 @@ internal sealed partial class ClusterNode
         long now = NowMs;
         gossip.Tick(now);
         raft.Tick();
-        foreach (var change in gossip.TakeEvents()) OnGossipEvent(change, now);
+        var changes = gossip.TakeEvents();
+        foreach (var change in changes) OnGossipEvent(change, now);
+        if (changes.Count > 0) SaveKnownPeers();
         if (now >= nextMembershipMs)
         {
             nextMembershipMs = now + MembershipCheckMs;
@@ -136,7 +142,6 @@ internal sealed partial class ClusterNode
             nextCapacityMs = now + CapacityRefreshMs;
             string load = NodeCapacity.State(NodeCapacity.LoadAverage(), NodeCapacity.Cores);
             if (load != gossip.Local.State) gossip.UpdateLocal(gossip.Local with { State = load });
-            knownPeers.Save(gossip.Members.Where(m => m.Info.NodeId != identity.NodeId && m.Status is MemberStatus.Alive).Select(m => m.Info.Address));
         }
         if (lan is not null && now >= nextLanQueryMs)
         {
@@ -207,7 +212,7 @@ internal sealed partial class ClusterNode
         {
             if (member.Info.NodeId == id && member.Status is not MemberStatus.Left) return member.Info.Address;
         }
-        return null;
+        return heardFrom.GetValueOrDefault(id);
     }
 
     internal static string NodeIdText(ulong id) => id.ToString("x16", CultureInfo.InvariantCulture);
@@ -222,7 +227,11 @@ internal sealed partial class ClusterNode
         {
             case ChannelKind.Gossip:
                 byte[] packet = message.Payload.ToArray();
-                Post(() => gossip?.Receive(message.RemoteAddress, packet, NowMs));
+                Post(() =>
+                {
+                    Heard(message);
+                    gossip?.Receive(message.RemoteAddress, packet, NowMs);
+                });
                 break;
             case ChannelKind.Raft:
                 Message decoded;
@@ -241,12 +250,32 @@ internal sealed partial class ClusterNode
                     ClusterLog.DroppedMessage(logger, "raft", message.RemoteNodeId, $"claims to be from {NodeIdText(decoded.From)}");
                     return;
                 }
-                Post(() => raft?.Step(decoded));
+                Post(() =>
+                {
+                    Heard(message);
+                    raft?.Step(decoded);
+                });
                 break;
             default:
                 ClusterLog.DroppedMessage(logger, message.Kind.ToString(), message.RemoteNodeId, "no handler for this channel yet");
                 break;
         }
+    }
+
+    /// <summary>
+    /// An authenticated member spoke to us: remember where it listens, and if gossip does not count it alive (we
+    /// restarted and forgot it, or it came back), gossip with it again rather than wait for it to find us.
+    /// </summary>
+    private void Heard(PeerMessage message)
+    {
+        if (gossip is null || message.RemoteAddress.Length == 0) return;
+        heardFrom[message.RemoteNodeId] = message.RemoteAddress;
+        bool alive = gossip.Members.Any(m => m.Info.NodeId == message.RemoteNodeId && m.Status == MemberStatus.Alive);
+        if (alive) return;
+        long now = NowMs;
+        if (lastRejoinMs.TryGetValue(message.RemoteNodeId, out long last) && now - last < RejoinIntervalMs) return;
+        lastRejoinMs[message.RemoteNodeId] = now;
+        gossip.Join([message.RemoteAddress], now);
     }
 
     private void OnLanPeer(LanPeer peer)
@@ -255,6 +284,21 @@ internal sealed partial class ClusterNode
         if (gossip.Members.Any(m => m.Info.NodeId == peer.NodeId && m.Status == MemberStatus.Alive)) return;
         ClusterLog.LanPeerFound(logger, peer.NodeId, peer.Address);
         gossip.Join([peer.Address], NowMs);
+    }
+
+    /// <summary>Every member address gossip knows (dead ones too: they may come back), never an empty list.</summary>
+    private void SaveKnownPeers()
+    {
+        var addresses = gossip!.Members.Where(m => m.Info.NodeId != identity.NodeId && m.Status != MemberStatus.Left).Select(m => m.Info.Address).ToList();
+        if (addresses.Count == 0) return;
+        try
+        {
+            knownPeers.Save(addresses);
+        }
+        catch (IOException e)
+        {
+            ClusterLog.PeersFileFailed(logger, e.Message);
+        }
     }
 
     private void OnGossipEvent(GossipEvent change, long now)
