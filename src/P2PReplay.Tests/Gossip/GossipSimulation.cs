@@ -47,6 +47,8 @@ public sealed class GossipSimulation
     /// <summary>Called for every event a node reports, with the node that saw it.</summary>
     public Action<SimNode, GossipEvent>? OnEvent { get; set; }
     public List<(SimNode Observer, GossipEvent Event)> Events { get; } = [];
+    /// <summary>Called for every packet just before it is delivered (after loss and partitions).</summary>
+    public Action<SimNode, SimNode, byte[]>? OnDeliver { get; set; }
     public bool RecordEvents { get; set; } = true;
 
     public static string NodeIdOf(int index) => $"{0x5eed0000u + (uint)index:x16}";
@@ -92,6 +94,7 @@ public sealed class GossipSimulation
             _inFlight.Dequeue();
             if (!_byAddress.TryGetValue(packet.To, out SimNode? to) || !to.Running) continue;
             if (!_byAddress.TryGetValue(packet.From, out SimNode? from) || !Reachable(from, to)) continue;
+            OnDeliver?.Invoke(from, to, packet.Payload);
             to.Node.Receive(packet.From, packet.Payload, NowMs);
         }
         foreach (SimNode node in Nodes)

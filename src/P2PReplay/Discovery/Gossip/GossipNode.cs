@@ -87,6 +87,7 @@ public sealed class GossipNode
     private long _nextJoinMs;
     private bool _joinPending;
     private bool _left;
+    private bool _roundsDephased;
 
     public GossipNode(GossipConfig config, MemberInfo local, Random random)
     {
@@ -304,6 +305,13 @@ public sealed class GossipNode
                 Shuffle(_probeOrder);
                 _probeIndex = 0;
                 if (_probeOrder.Count == 0) return null;
+                // Rounds of nodes started together stay in phase; then a member probed by everyone early in a round
+                // is not probed again until the next. One randomly shortened round per node breaks the phase lock.
+                if (!_roundsDephased && _probeOrder.Count > 1)
+                {
+                    _roundsDephased = true;
+                    _probeIndex = _random.Next(_probeOrder.Count);
+                }
             }
             string id = _probeOrder[_probeIndex++];
             if (_members.TryGetValue(id, out Member? m2) && m2.Status is MemberStatus.Alive or MemberStatus.Suspect) return m2;
@@ -458,6 +466,9 @@ public sealed class GossipNode
         member.Incarnation = incarnation;
         member.StatusChangedMs = nowMs;
         member.Suspicion = new Suspicion(nowMs, fromNodeId, expected, min, max);
+        // Probe the suspect next: the ping carries the suspicion (buddy system), so a live member answers with its
+        // refutation even if that refutation's gossip missed us; a dead one collects our confirmation sooner.
+        if (fromNodeId != _self.NodeId) _probeOrder.Insert(Math.Min(_probeIndex, _probeOrder.Count), nodeId);
         Broadcast(nodeId, new SuspectMessage(incarnation, nodeId, fromNodeId));
         Emit(GossipEventKind.Suspect, member, nowMs);
     }
