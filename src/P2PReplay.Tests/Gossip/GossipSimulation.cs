@@ -10,7 +10,7 @@ public sealed class GossipSimulation
 {
     public sealed class SimNode(GossipNode node, int index)
     {
-        public GossipNode Node { get; } = node;
+        public GossipNode Node { get; set; } = node;
         public int Index { get; } = index;
         public string Address => Node.Local.Address;
         public string NodeId => Node.Local.NodeId;
@@ -62,6 +62,14 @@ public sealed class GossipSimulation
         Nodes.Add(node);
         _byAddress[info.Address] = node;
         return node;
+    }
+
+    /// <summary>A crashed node comes back with empty state (incarnation 0) and joins through the given seeds.</summary>
+    public void Restart(SimNode node, IEnumerable<string> seeds)
+    {
+        node.Node = new GossipNode(_config, node.Node.Local, new Random(_seed * 7919 + node.Index));
+        node.Running = true;
+        node.Node.Join(seeds, NowMs);
     }
 
     /// <summary>Adds n nodes; all but the first join through the first as seed.</summary>
