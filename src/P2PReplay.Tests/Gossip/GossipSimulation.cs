@@ -51,6 +51,18 @@ public sealed class GossipSimulation
     public Action<SimNode, SimNode, byte[]>? OnDeliver { get; set; }
     public bool RecordEvents { get; set; } = true;
 
+    /// <summary>
+    /// Seeded System.Random streams from nearby seeds are correlated (nodes would shuffle their probe rounds
+    /// alike), so node seeds are spread by a SplitMix64 finaliser.
+    /// </summary>
+    private static int MixSeed(int seed, int index)
+    {
+        ulong z = ((ulong)(uint)seed << 32 | (uint)index) + 0x9E3779B97F4A7C15UL;
+        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9UL;
+        z = (z ^ (z >> 27)) * 0x94D049BB133111EBUL;
+        return (int)((z ^ (z >> 31)) & int.MaxValue);
+    }
+
     public static string NodeIdOf(int index) => $"{0x5eed0000u + (uint)index:x16}";
     public static string AddressOf(int index) => $"10.0.{index / 250}.{index % 250 + 1}:7946";
 
@@ -58,7 +70,7 @@ public sealed class GossipSimulation
     {
         int index = Nodes.Count;
         var info = new MemberInfo(NodeIdOf(index), AddressOf(index), site, 8, 16L << 30, "idle");
-        var node = new SimNode(new GossipNode(config ?? _config, info, new Random(_seed * 1009 + index)), index);
+        var node = new SimNode(new GossipNode(config ?? _config, info, new Random(MixSeed(_seed, index))), index);
         Nodes.Add(node);
         _byAddress[info.Address] = node;
         return node;
@@ -67,7 +79,7 @@ public sealed class GossipSimulation
     /// <summary>A crashed node comes back with empty state (incarnation 0) and joins through the given seeds.</summary>
     public void Restart(SimNode node, IEnumerable<string> seeds)
     {
-        node.Node = new GossipNode(_config, node.Node.Local, new Random(_seed * 7919 + node.Index));
+        node.Node = new GossipNode(_config, node.Node.Local, new Random(MixSeed(_seed, node.Index + 1_000_000)));
         node.Running = true;
         node.Node.Join(seeds, NowMs);
     }
