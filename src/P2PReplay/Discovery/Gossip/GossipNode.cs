@@ -16,6 +16,22 @@ public sealed class GossipNode
         public long LastHeardMs { get; set; } = nowMs;
         public long StatusChangedMs { get; set; } = nowMs;
         public double? SmoothedRoundTripMs { get; set; }
+        public double RoundTripVariationMs { get; set; }
+
+        /// <summary>How long an ack from this member may reasonably take (RFC 6298 style: srtt + 4·rttvar); 0 if unmeasured.</summary>
+        public long AckTimeoutMs => SmoothedRoundTripMs is double srtt ? (long)Math.Ceiling(srtt + 4 * RoundTripVariationMs) : 0;
+
+        public void AddRoundTrip(double sampleMs)
+        {
+            if (SmoothedRoundTripMs is not double srtt)
+            {
+                SmoothedRoundTripMs = sampleMs;
+                RoundTripVariationMs = sampleMs / 2;
+                return;
+            }
+            RoundTripVariationMs += (Math.Abs(srtt - sampleMs) - RoundTripVariationMs) / 4;
+            SmoothedRoundTripMs = srtt + (sampleMs - srtt) / 8;
+        }
         public Suspicion? Suspicion { get; set; }
     }
 
@@ -275,6 +291,14 @@ public sealed class GossipNode
         return n;
     }
 
+    /// <summary>The largest ack timeout among live members, capped so that one bad estimate cannot stall probing.</summary>
+    private long SlowestAckTimeoutMs()
+    {
+        long slowest = 0;
+        foreach (Member m in _members.Values) if (m.Status is MemberStatus.Alive or MemberStatus.Suspect) slowest = Math.Max(slowest, m.AckTimeoutMs);
+        return Math.Min(slowest, 5L * _config.ProbeIntervalMs);
+    }
+
     private int RetransmitLimit() => _config.RetransmitMultiplier * (int)Math.Ceiling(Math.Log10(LiveCount() + 1));
 
     // ---- probing -------------------------------------------------------------------------------------------
@@ -285,7 +309,12 @@ public sealed class GossipNode
         Member? target = NextProbeTarget();
         if (target is null) return;
         uint sequence = ++_sequence;
-        _probe = new Probe(target.Info.NodeId, sequence, nowMs, nowMs + Scaled(_config.ProbeTimeoutMs), nowMs + Scaled(_config.ProbeIntervalMs));
+        // On slow links (other sites) the configured timeouts would fail every probe: wait at least as long as
+        // the measured round trips say an ack can take, directly and over the two legs of an indirect probe.
+        long directTimeout = Math.Max(Scaled(_config.ProbeTimeoutMs), target.AckTimeoutMs);
+        long probeDuration = Math.Max(Scaled(_config.ProbeIntervalMs), directTimeout + 2 * SlowestAckTimeoutMs());
+        _nextProbeMs = nowMs + probeDuration;
+        _probe = new Probe(target.Info.NodeId, sequence, nowMs, nowMs + directTimeout, nowMs + probeDuration);
         var messages = new List<byte[]>(2);
         // Buddy system: a suspected member learns of its suspicion from the probe itself and refutes at once.
         if (target.Status == MemberStatus.Suspect) messages.Add(GossipCodec.EncodeMessage(new SuspectMessage(target.Incarnation, target.Info.NodeId, _self.NodeId)));
@@ -351,10 +380,11 @@ public sealed class GossipNode
     {
         if (_probe is not null && _probe.Sequence == sequence)
         {
-            if (senderNodeId == _probe.TargetNodeId && _members.TryGetValue(senderNodeId, out Member? target))
+            // Karn's rule: once the ping has been sent twice, an ack does not say which one it answers.
+            if (!_probe.IndirectSent && senderNodeId == _probe.TargetNodeId && _members.TryGetValue(senderNodeId, out Member? target))
             {
                 double sample = nowMs - _probe.StartMs;
-                target.SmoothedRoundTripMs = target.SmoothedRoundTripMs is double srtt ? srtt + (sample - srtt) / 8 : sample;
+                target.AddRoundTrip(sample);
             }
             if (_members.TryGetValue(_probe.TargetNodeId, out Member? probed)) probed.LastHeardMs = nowMs;
             _probe = null;
@@ -375,8 +405,10 @@ public sealed class GossipNode
             return;
         }
         uint sequence = ++_sequence;
+        long ackTimeout = _members.TryGetValue(request.TargetNodeId, out Member? target) ? target.AckTimeoutMs : 0;
+        long nackAfter = Math.Max(_config.ProbeTimeoutMs * 8L / 10, ackTimeout);
         _relays[sequence] = new Relay(request.Sequence, requesterAddress, request.WantNack,
-            nowMs + _config.ProbeTimeoutMs * 8L / 10, nowMs + _config.ProbeIntervalMs + _config.ProbeTimeoutMs);
+            nowMs + nackAfter, nowMs + nackAfter + _config.ProbeIntervalMs);
         Send(request.TargetAddress, [GossipCodec.EncodeMessage(new PingMessage(sequence, request.TargetNodeId))]);
     }
 
@@ -459,7 +491,9 @@ public sealed class GossipNode
                 return;
         }
         int live = LiveCount();
-        long min = Math.Max(_config.SuspicionMinTimeoutMs, (long)(_config.SuspicionMultiplier * Math.Max(1.0, Math.Log10(live)) * _config.ProbeIntervalMs));
+        // The refutation has to travel back through gossip: on slow links allow several round trips for it.
+        long min = Math.Max(Math.Max(_config.SuspicionMinTimeoutMs, 8 * SlowestAckTimeoutMs()),
+            (long)(_config.SuspicionMultiplier * Math.Max(1.0, Math.Log10(live)) * _config.ProbeIntervalMs));
         long max = Math.Max(min, _config.SuspicionMaxTimeoutMs);
         int expected = Math.Min(_config.SuspicionConfirmations, live - 2);
         member.Status = MemberStatus.Suspect;
