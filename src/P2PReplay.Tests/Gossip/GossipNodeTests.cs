@@ -181,6 +181,23 @@ public sealed class GossipNodeTests
     }
 
     [Fact]
+    public void Slow_inter_site_links_with_loss_cause_no_false_deaths_and_failures_are_still_found()
+    {
+        // Round trips of 80–160 ms exceed the 100 ms probe timeout: timeouts must follow the measured round trips.
+        var sim = new GossipSimulation(seed: 16) { MinDelayMs = 40, MaxDelayMs = 80, StepMs = 10 };
+        sim.Bootstrap(8);
+        Assert.True(sim.RunUntil(sim.Converged, 10_000));
+        sim.LossRate = 0.1;
+        int deaths = 0;
+        sim.OnEvent = (_, e) => deaths += e.Kind == GossipEventKind.Dead ? 1 : 0;
+        sim.RunFor(5 * 60_000);
+        Assert.Equal(0, deaths);
+        SimNode victim = sim.Nodes[6];
+        victim.Running = false;
+        Assert.True(sim.RunUntil(() => LiveOthers(sim, victim).All(n => Status(n, victim) == MemberStatus.Dead), 15_000));
+    }
+
+    [Fact]
     public void Lifeguard_health_worsens_while_acks_go_missing_and_recovers()
     {
         GossipSimulation sim = Converged(6, seed: 14);
