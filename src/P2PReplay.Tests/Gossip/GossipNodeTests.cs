@@ -102,6 +102,65 @@ public sealed class GossipNodeTests
     }
 
     [Fact]
+    public void A_partition_outlasting_the_reap_time_heals_through_the_seeds()
+    {
+        GossipSimulation sim = Converged(10, seed: 17, new GossipConfig { DeadReapMs = 4_000 });
+        sim.Partition(sim.Nodes.Skip(5));
+        sim.RunFor(10_000);
+        // The other side has been forgotten; only the seed addresses remember it.
+        Assert.All(sim.Nodes.Skip(5), n => Assert.Equal(5, n.Node.Members.Count));
+        sim.Heal();
+        Assert.True(sim.RunUntil(sim.Converged, 15_000), "partition did not heal through the seeds");
+    }
+
+    [Fact]
+    public void Nodes_survive_random_and_hostile_messages_and_the_cluster_recovers()
+    {
+        GossipSimulation sim = Converged(5, seed: 18);
+        var random = new Random(18);
+        // Mostly real members, plus a few made-up ones (which must end up dead: nobody answers for them).
+        string RandomId() => random.Next(3) == 0 ? $"{0xfa4e0000 + random.Next(3):x16}" : sim.Nodes[random.Next(5)].NodeId;
+        MemberInfo RandomInfo() => new(RandomId(), GossipSimulation.AddressOf(random.Next(8)), "x", random.Next(64), random.Next(), random.Next(2) == 0 ? "idle" : "busy");
+        GossipMessage RandomMessage(ulong maxIncarnation)
+        {
+            ulong inc = (ulong)random.NextInt64(0, (long)Math.Min(maxIncarnation, long.MaxValue));
+            return random.Next(9) switch
+            {
+                0 => new PingMessage((uint)random.Next(), RandomId()),
+                1 => new IndirectPingMessage((uint)random.Next(), RandomId(), GossipSimulation.AddressOf(random.Next(8)), random.Next(2) == 0),
+                2 => new AckMessage((uint)random.Next(100)),
+                3 => new NackMessage((uint)random.Next(100)),
+                4 => new AliveMessage(inc, RandomInfo()),
+                5 => new SuspectMessage(inc, RandomId(), RandomId()),
+                6 => new DeadMessage(inc, RandomId(), RandomId()),
+                7 => new LeftMessage(inc, RandomId()),
+                _ => new PushPullMessage(random.Next(2) == 0, random.Next(2) == 0,
+                    [.. Enumerable.Range(0, random.Next(4)).Select(_ => new PushPullEntry(RandomInfo(), (MemberStatus)random.Next(4), inc))]),
+            };
+        }
+        void Inject(int packets, ulong maxIncarnation)
+        {
+            for (int i = 0; i < packets; i++)
+            {
+                SimNode target = sim.Nodes[random.Next(5)];
+                byte[] packet = GossipCodec.Encode(new GossipPacket(RandomId(), GossipSimulation.AddressOf(random.Next(8)),
+                    [.. Enumerable.Range(0, random.Next(1, 4)).Select(_ => RandomMessage(maxIncarnation))]));
+                if (random.Next(4) == 0) packet[random.Next(packet.Length)] ^= 0x5a;
+                target.Node.Receive("198.51.100.1:9", packet, sim.NowMs);
+                if (i % 3 == 0) sim.Step();
+            }
+        }
+        // Lies about members (made-up ones included) with plausible incarnations: refuted or timed out afterwards.
+        Inject(2_000, maxIncarnation: 50);
+        bool recovered = sim.RunUntil(sim.Converged, 30_000);
+        Assert.True(recovered, "the cluster did not recover from the injected messages");
+        Assert.All(sim.Nodes, n => Assert.True(n.Node.LocalIncarnation > 0));
+        // Extreme incarnations must not break anything either (incarnations saturate instead of wrapping).
+        Inject(1_000, maxIncarnation: ulong.MaxValue);
+        sim.RunFor(2_000);
+    }
+
+    [Fact]
     public void Metadata_updates_reach_every_member()
     {
         GossipSimulation sim = Converged(10, seed: 8);

@@ -176,7 +176,7 @@ public sealed class GossipNode
         if (_left) throw new InvalidOperationException("the node has left");
         _self = info;
         _headerSize = GossipCodec.HeaderSize(info.NodeId, info.Address);
-        _incarnation++;
+        if (_incarnation < ulong.MaxValue) _incarnation++;
         _broadcasts.Enqueue(_self.NodeId, GossipCodec.EncodeMessage(new AliveMessage(_incarnation, _self)));
     }
 
@@ -554,7 +554,9 @@ public sealed class GossipNode
 
     private void Refute(ulong seenIncarnation)
     {
-        _incarnation = Math.Max(_incarnation, seenIncarnation) + 1;
+        // Saturate rather than wrap to 0: a wrapped incarnation could never win against older news again.
+        ulong highest = Math.Max(_incarnation, seenIncarnation);
+        _incarnation = highest == ulong.MaxValue ? highest : highest + 1;
         Broadcast(_self.NodeId, new AliveMessage(_incarnation, _self));
         // Lifeguard: being suspected hints that we are the slow one.
         AdjustAwareness(1);
