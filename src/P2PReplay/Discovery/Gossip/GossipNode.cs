@@ -80,6 +80,8 @@ public sealed class GossipNode
         public long ExpireMs { get; } = expireMs;
     }
 
+    private const int MaxRelays = 1024;
+
     private readonly GossipConfig _config;
     private readonly Random _random;
     private readonly Dictionary<string, Member> _members = new(StringComparer.Ordinal);
@@ -404,6 +406,8 @@ public sealed class GossipNode
             Send(requesterAddress, [GossipCodec.EncodeMessage(new AckMessage(request.Sequence))]);
             return;
         }
+        // Bounded: a flood of requests must not grow memory; the requester just sees no nack.
+        if (_relays.Count >= MaxRelays) return;
         uint sequence = ++_sequence;
         long ackTimeout = _members.TryGetValue(request.TargetNodeId, out Member? target) ? target.AckTimeoutMs : 0;
         long nackAfter = Math.Max(_config.ProbeTimeoutMs * 8L / 10, ackTimeout);
