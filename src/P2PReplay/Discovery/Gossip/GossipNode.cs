@@ -504,9 +504,10 @@ public sealed class GossipNode
         member.Incarnation = incarnation;
         member.StatusChangedMs = nowMs;
         member.Suspicion = new Suspicion(nowMs, fromNodeId, expected, min, max);
-        // Probe the suspect next: the ping carries the suspicion (buddy system), so a live member answers with its
-        // refutation even if that refutation's gossip missed us; a dead one collects our confirmation sooner.
-        if (fromNodeId != _self.NodeId) _probeOrder.Insert(Math.Min(_probeIndex, _probeOrder.Count), nodeId);
+        // Probe the suspect next (even if our own probe just failed): the ping carries the suspicion (buddy system),
+        // so a live member answers with its refutation even if that refutation's gossip missed us; a dead one
+        // collects our confirmation sooner.
+        _probeOrder.Insert(Math.Min(_probeIndex, _probeOrder.Count), nodeId);
         Broadcast(nodeId, new SuspectMessage(incarnation, nodeId, fromNodeId));
         Emit(GossipEventKind.Suspect, member, nowMs);
     }
