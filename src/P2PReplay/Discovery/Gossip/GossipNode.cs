@@ -66,6 +66,9 @@ public sealed class GossipNode
         public long DirectDeadlineMs { get; } = directDeadlineMs;
         public long FinalDeadlineMs { get; } = finalDeadlineMs;
         public bool IndirectSent { get; set; }
+        /// <summary>The second direct ping has its own sequence, so an ack says which ping it answers (a clean RTT sample).</summary>
+        public uint RetrySequence { get; set; }
+        public long RetrySentMs { get; set; }
         public int ExpectedNacks { get; set; }
         public int Nacks { get; set; }
     }
@@ -312,7 +315,7 @@ public sealed class GossipNode
         if (target is null) return;
         uint sequence = ++_sequence;
         // On slow links (other sites) the configured timeouts would fail every probe: wait at least as long as
-        // the measured round trips say an ack can take, directly and over the two legs of an indirect probe.
+        // the measured round trips say an ack can take, directly and then over the two legs of an indirect probe.
         long directTimeout = Math.Max(Scaled(_config.ProbeTimeoutMs), target.AckTimeoutMs);
         long probeDuration = Math.Max(Scaled(_config.ProbeIntervalMs), directTimeout + 2 * SlowestAckTimeoutMs());
         _nextProbeMs = nowMs + probeDuration;
@@ -364,7 +367,9 @@ public sealed class GossipNode
                 _probe.ExpectedNacks = helpers.Count;
                 // A second direct ping alongside the indirect ones (memberlist uses a TCP ping here): a single lost
                 // packet on the direct path should not be enough to start a suspicion.
-                Send(target.Info.Address, [GossipCodec.EncodeMessage(new PingMessage(_probe.Sequence, target.Info.NodeId))]);
+                _probe.RetrySequence = ++_sequence;
+                _probe.RetrySentMs = nowMs;
+                Send(target.Info.Address, [GossipCodec.EncodeMessage(new PingMessage(_probe.RetrySequence, target.Info.NodeId))]);
             }
         }
         if (nowMs < _probe.FinalDeadlineMs) return;
@@ -380,13 +385,12 @@ public sealed class GossipNode
 
     private void HandleAck(uint sequence, string senderNodeId, long nowMs)
     {
-        if (_probe is not null && _probe.Sequence == sequence)
+        if (_probe is not null && (_probe.Sequence == sequence || (_probe.IndirectSent && _probe.RetrySequence == sequence)))
         {
-            // Karn's rule: once the ping has been sent twice, an ack does not say which one it answers.
-            if (!_probe.IndirectSent && senderNodeId == _probe.TargetNodeId && _members.TryGetValue(senderNodeId, out Member? target))
+            // Only the target's own ack is a round-trip sample; acks forwarded by helpers carry the first sequence too.
+            if (senderNodeId == _probe.TargetNodeId && _members.TryGetValue(senderNodeId, out Member? target))
             {
-                double sample = nowMs - _probe.StartMs;
-                target.AddRoundTrip(sample);
+                target.AddRoundTrip(nowMs - (sequence == _probe.Sequence ? _probe.StartMs : _probe.RetrySentMs));
             }
             if (_members.TryGetValue(_probe.TargetNodeId, out Member? probed)) probed.LastHeardMs = nowMs;
             _probe = null;
@@ -496,7 +500,7 @@ public sealed class GossipNode
         }
         int live = LiveCount();
         // The refutation has to travel back through gossip: on slow links allow several round trips for it.
-        long min = Math.Max(Math.Max(_config.SuspicionMinTimeoutMs, 8 * SlowestAckTimeoutMs()),
+        long min = Math.Max(Math.Max(_config.SuspicionMinTimeoutMs, 4 * SlowestAckTimeoutMs()),
             (long)(_config.SuspicionMultiplier * Math.Max(1.0, Math.Log10(live)) * _config.ProbeIntervalMs));
         long max = Math.Max(min, _config.SuspicionMaxTimeoutMs);
         int expected = Math.Min(_config.SuspicionConfirmations, live - 2);
