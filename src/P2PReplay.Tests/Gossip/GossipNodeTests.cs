@@ -252,6 +252,8 @@ public sealed class GossipNodeTests
         sim.OnEvent = (_, e) => deaths += e.Kind == GossipEventKind.Dead ? 1 : 0;
         sim.RunFor(5 * 60_000);
         Assert.Equal(0, deaths);
+        // Acks slower than the probe timeout still give round-trip samples (the retry ping has its own sequence).
+        Assert.All(sim.Nodes, n => Assert.All(n.Node.Members.Skip(1), m => Assert.InRange(m.RoundTripMs ?? 0, 80, 200)));
         SimNode victim = sim.Nodes[6];
         victim.Running = false;
         Assert.True(sim.RunUntil(() => LiveOthers(sim, victim).All(n => Status(n, victim) == MemberStatus.Dead), 15_000));
