@@ -10,7 +10,7 @@ public sealed class GossipSimulation
 {
     public sealed class SimNode(GossipNode node, int index)
     {
-        public GossipNode Node { get; } = node;
+        public GossipNode Node { get; set; } = node;
         public int Index { get; } = index;
         public string Address => Node.Local.Address;
         public string NodeId => Node.Local.NodeId;
@@ -47,7 +47,21 @@ public sealed class GossipSimulation
     /// <summary>Called for every event a node reports, with the node that saw it.</summary>
     public Action<SimNode, GossipEvent>? OnEvent { get; set; }
     public List<(SimNode Observer, GossipEvent Event)> Events { get; } = [];
+    /// <summary>Called for every packet just before it is delivered (after loss and partitions).</summary>
+    public Action<SimNode, SimNode, byte[]>? OnDeliver { get; set; }
     public bool RecordEvents { get; set; } = true;
+
+    /// <summary>
+    /// Seeded System.Random streams from nearby seeds are correlated (nodes would shuffle their probe rounds
+    /// alike), so node seeds are spread by a SplitMix64 finaliser.
+    /// </summary>
+    private static int MixSeed(int seed, int index)
+    {
+        ulong z = ((ulong)(uint)seed << 32 | (uint)index) + 0x9E3779B97F4A7C15UL;
+        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9UL;
+        z = (z ^ (z >> 27)) * 0x94D049BB133111EBUL;
+        return (int)((z ^ (z >> 31)) & int.MaxValue);
+    }
 
     public static string NodeIdOf(int index) => $"{0x5eed0000u + (uint)index:x16}";
     public static string AddressOf(int index) => $"10.0.{index / 250}.{index % 250 + 1}:7946";
@@ -56,10 +70,18 @@ public sealed class GossipSimulation
     {
         int index = Nodes.Count;
         var info = new MemberInfo(NodeIdOf(index), AddressOf(index), site, 8, 16L << 30, "idle");
-        var node = new SimNode(new GossipNode(config ?? _config, info, new Random(_seed * 1009 + index)), index);
+        var node = new SimNode(new GossipNode(config ?? _config, info, new Random(MixSeed(_seed, index))), index);
         Nodes.Add(node);
         _byAddress[info.Address] = node;
         return node;
+    }
+
+    /// <summary>A crashed node comes back with empty state (incarnation 0) and joins through the given seeds.</summary>
+    public void Restart(SimNode node, IEnumerable<string> seeds)
+    {
+        node.Node = new GossipNode(_config, node.Node.Local, new Random(MixSeed(_seed, node.Index + 1_000_000)));
+        node.Running = true;
+        node.Node.Join(seeds, NowMs);
     }
 
     /// <summary>Adds n nodes; all but the first join through the first as seed.</summary>
@@ -92,6 +114,7 @@ public sealed class GossipSimulation
             _inFlight.Dequeue();
             if (!_byAddress.TryGetValue(packet.To, out SimNode? to) || !to.Running) continue;
             if (!_byAddress.TryGetValue(packet.From, out SimNode? from) || !Reachable(from, to)) continue;
+            OnDeliver?.Invoke(from, to, packet.Payload);
             to.Node.Receive(packet.From, packet.Payload, NowMs);
         }
         foreach (SimNode node in Nodes)

@@ -14,7 +14,7 @@ public sealed record GossipConfig
     /// <summary>How many members are asked to probe indirectly (SWIM's k).</summary>
     public int IndirectProbeCount { get; init; } = 3;
     /// <summary>Base suspicion timeout = multiplier × max(1, log10 n) × probe interval, at least SuspicionMinTimeoutMs.</summary>
-    public int SuspicionMultiplier { get; init; } = 3;
+    public int SuspicionMultiplier { get; init; } = 2;
     public int SuspicionMinTimeoutMs { get; init; } = 500;
     /// <summary>A fresh suspicion waits this long; independent confirmations shrink it down to the minimum (Lifeguard).</summary>
     public int SuspicionMaxTimeoutMs { get; init; } = 1500;

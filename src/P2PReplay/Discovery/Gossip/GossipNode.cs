@@ -16,6 +16,22 @@ public sealed class GossipNode
         public long LastHeardMs { get; set; } = nowMs;
         public long StatusChangedMs { get; set; } = nowMs;
         public double? SmoothedRoundTripMs { get; set; }
+        public double RoundTripVariationMs { get; set; }
+
+        /// <summary>How long an ack from this member may reasonably take (RFC 6298 style: srtt + 4·rttvar); 0 if unmeasured.</summary>
+        public long AckTimeoutMs => SmoothedRoundTripMs is double srtt ? (long)Math.Ceiling(srtt + 4 * RoundTripVariationMs) : 0;
+
+        public void AddRoundTrip(double sampleMs)
+        {
+            if (SmoothedRoundTripMs is not double srtt)
+            {
+                SmoothedRoundTripMs = sampleMs;
+                RoundTripVariationMs = sampleMs / 2;
+                return;
+            }
+            RoundTripVariationMs += (Math.Abs(srtt - sampleMs) - RoundTripVariationMs) / 4;
+            SmoothedRoundTripMs = srtt + (sampleMs - srtt) / 8;
+        }
         public Suspicion? Suspicion { get; set; }
     }
 
@@ -50,6 +66,9 @@ public sealed class GossipNode
         public long DirectDeadlineMs { get; } = directDeadlineMs;
         public long FinalDeadlineMs { get; } = finalDeadlineMs;
         public bool IndirectSent { get; set; }
+        /// <summary>The second direct ping has its own sequence, so an ack says which ping it answers (a clean RTT sample).</summary>
+        public uint RetrySequence { get; set; }
+        public long RetrySentMs { get; set; }
         public int ExpectedNacks { get; set; }
         public int Nacks { get; set; }
     }
@@ -63,6 +82,8 @@ public sealed class GossipNode
         public long NackAtMs { get; } = nackAtMs;
         public long ExpireMs { get; } = expireMs;
     }
+
+    private const int MaxRelays = 1024;
 
     private readonly GossipConfig _config;
     private readonly Random _random;
@@ -87,6 +108,7 @@ public sealed class GossipNode
     private long _nextJoinMs;
     private bool _joinPending;
     private bool _left;
+    private bool _roundsDephased;
 
     public GossipNode(GossipConfig config, MemberInfo local, Random random)
     {
@@ -159,7 +181,7 @@ public sealed class GossipNode
         if (_left) throw new InvalidOperationException("the node has left");
         _self = info;
         _headerSize = GossipCodec.HeaderSize(info.NodeId, info.Address);
-        _incarnation++;
+        if (_incarnation < ulong.MaxValue) _incarnation++;
         _broadcasts.Enqueue(_self.NodeId, GossipCodec.EncodeMessage(new AliveMessage(_incarnation, _self)));
     }
 
@@ -274,6 +296,14 @@ public sealed class GossipNode
         return n;
     }
 
+    /// <summary>The largest ack timeout among live members, capped so that one bad estimate cannot stall probing.</summary>
+    private long SlowestAckTimeoutMs()
+    {
+        long slowest = 0;
+        foreach (Member m in _members.Values) if (m.Status is MemberStatus.Alive or MemberStatus.Suspect) slowest = Math.Max(slowest, m.AckTimeoutMs);
+        return Math.Min(slowest, 5L * _config.ProbeIntervalMs);
+    }
+
     private int RetransmitLimit() => _config.RetransmitMultiplier * (int)Math.Ceiling(Math.Log10(LiveCount() + 1));
 
     // ---- probing -------------------------------------------------------------------------------------------
@@ -284,7 +314,12 @@ public sealed class GossipNode
         Member? target = NextProbeTarget();
         if (target is null) return;
         uint sequence = ++_sequence;
-        _probe = new Probe(target.Info.NodeId, sequence, nowMs, nowMs + Scaled(_config.ProbeTimeoutMs), nowMs + Scaled(_config.ProbeIntervalMs));
+        // On slow links (other sites) the configured timeouts would fail every probe: wait at least as long as
+        // the measured round trips say an ack can take, directly and then over the two legs of an indirect probe.
+        long directTimeout = Math.Max(Scaled(_config.ProbeTimeoutMs), target.AckTimeoutMs);
+        long probeDuration = Math.Max(Scaled(_config.ProbeIntervalMs), directTimeout + 2 * SlowestAckTimeoutMs());
+        _nextProbeMs = nowMs + probeDuration;
+        _probe = new Probe(target.Info.NodeId, sequence, nowMs, nowMs + directTimeout, nowMs + probeDuration);
         var messages = new List<byte[]>(2);
         // Buddy system: a suspected member learns of its suspicion from the probe itself and refutes at once.
         if (target.Status == MemberStatus.Suspect) messages.Add(GossipCodec.EncodeMessage(new SuspectMessage(target.Incarnation, target.Info.NodeId, _self.NodeId)));
@@ -304,6 +339,13 @@ public sealed class GossipNode
                 Shuffle(_probeOrder);
                 _probeIndex = 0;
                 if (_probeOrder.Count == 0) return null;
+                // Rounds of nodes started together stay in phase; then a member probed by everyone early in a round
+                // is not probed again until the next. One randomly shortened round per node breaks the phase lock.
+                if (!_roundsDephased && _probeOrder.Count > 1)
+                {
+                    _roundsDephased = true;
+                    _probeIndex = _random.Next(_probeOrder.Count);
+                }
             }
             string id = _probeOrder[_probeIndex++];
             if (_members.TryGetValue(id, out Member? m2) && m2.Status is MemberStatus.Alive or MemberStatus.Suspect) return m2;
@@ -325,7 +367,9 @@ public sealed class GossipNode
                 _probe.ExpectedNacks = helpers.Count;
                 // A second direct ping alongside the indirect ones (memberlist uses a TCP ping here): a single lost
                 // packet on the direct path should not be enough to start a suspicion.
-                Send(target.Info.Address, [GossipCodec.EncodeMessage(new PingMessage(_probe.Sequence, target.Info.NodeId))]);
+                _probe.RetrySequence = ++_sequence;
+                _probe.RetrySentMs = nowMs;
+                Send(target.Info.Address, [GossipCodec.EncodeMessage(new PingMessage(_probe.RetrySequence, target.Info.NodeId))]);
             }
         }
         if (nowMs < _probe.FinalDeadlineMs) return;
@@ -341,12 +385,12 @@ public sealed class GossipNode
 
     private void HandleAck(uint sequence, string senderNodeId, long nowMs)
     {
-        if (_probe is not null && _probe.Sequence == sequence)
+        if (_probe is not null && (_probe.Sequence == sequence || (_probe.IndirectSent && _probe.RetrySequence == sequence)))
         {
+            // Only the target's own ack is a round-trip sample; acks forwarded by helpers carry the first sequence too.
             if (senderNodeId == _probe.TargetNodeId && _members.TryGetValue(senderNodeId, out Member? target))
             {
-                double sample = nowMs - _probe.StartMs;
-                target.SmoothedRoundTripMs = target.SmoothedRoundTripMs is double srtt ? srtt + (sample - srtt) / 8 : sample;
+                target.AddRoundTrip(nowMs - (sequence == _probe.Sequence ? _probe.StartMs : _probe.RetrySentMs));
             }
             if (_members.TryGetValue(_probe.TargetNodeId, out Member? probed)) probed.LastHeardMs = nowMs;
             _probe = null;
@@ -366,9 +410,13 @@ public sealed class GossipNode
             Send(requesterAddress, [GossipCodec.EncodeMessage(new AckMessage(request.Sequence))]);
             return;
         }
+        // Bounded: a flood of requests must not grow memory; the requester just sees no nack.
+        if (_relays.Count >= MaxRelays) return;
         uint sequence = ++_sequence;
+        long ackTimeout = _members.TryGetValue(request.TargetNodeId, out Member? target) ? target.AckTimeoutMs : 0;
+        long nackAfter = Math.Max(_config.ProbeTimeoutMs * 8L / 10, ackTimeout);
         _relays[sequence] = new Relay(request.Sequence, requesterAddress, request.WantNack,
-            nowMs + _config.ProbeTimeoutMs * 8L / 10, nowMs + _config.ProbeIntervalMs + _config.ProbeTimeoutMs);
+            nowMs + nackAfter, nowMs + nackAfter + _config.ProbeIntervalMs);
         Send(request.TargetAddress, [GossipCodec.EncodeMessage(new PingMessage(sequence, request.TargetNodeId))]);
     }
 
@@ -451,13 +499,19 @@ public sealed class GossipNode
                 return;
         }
         int live = LiveCount();
-        long min = Math.Max(_config.SuspicionMinTimeoutMs, (long)(_config.SuspicionMultiplier * Math.Max(1.0, Math.Log10(live)) * _config.ProbeIntervalMs));
+        // The refutation has to travel back through gossip: on slow links allow several round trips for it.
+        long min = Math.Max(Math.Max(_config.SuspicionMinTimeoutMs, 4 * SlowestAckTimeoutMs()),
+            (long)(_config.SuspicionMultiplier * Math.Max(1.0, Math.Log10(live)) * _config.ProbeIntervalMs));
         long max = Math.Max(min, _config.SuspicionMaxTimeoutMs);
         int expected = Math.Min(_config.SuspicionConfirmations, live - 2);
         member.Status = MemberStatus.Suspect;
         member.Incarnation = incarnation;
         member.StatusChangedMs = nowMs;
         member.Suspicion = new Suspicion(nowMs, fromNodeId, expected, min, max);
+        // Probe the suspect next (even if our own probe just failed): the ping carries the suspicion (buddy system),
+        // so a live member answers with its refutation even if that refutation's gossip missed us; a dead one
+        // collects our confirmation sooner.
+        _probeOrder.Insert(Math.Min(_probeIndex, _probeOrder.Count), nodeId);
         Broadcast(nodeId, new SuspectMessage(incarnation, nodeId, fromNodeId));
         Emit(GossipEventKind.Suspect, member, nowMs);
     }
@@ -509,7 +563,9 @@ public sealed class GossipNode
 
     private void Refute(ulong seenIncarnation)
     {
-        _incarnation = Math.Max(_incarnation, seenIncarnation) + 1;
+        // Saturate rather than wrap to 0: a wrapped incarnation could never win against older news again.
+        ulong highest = Math.Max(_incarnation, seenIncarnation);
+        _incarnation = highest == ulong.MaxValue ? highest : highest + 1;
         Broadcast(_self.NodeId, new AliveMessage(_incarnation, _self));
         // Lifeguard: being suspected hints that we are the slow one.
         AdjustAwareness(1);
