@@ -25,6 +25,31 @@ public sealed class RaftSimulationTests
         }
     }
 
+    /// <summary>The same chaos plus random single-server membership changes (nodes 4 and 5 start outside the cluster).</summary>
+    [Theory]
+    [MemberData(nameof(MembershipSeeds))]
+    public void Safety_and_liveness_under_chaos_with_membership_changes(int firstSeed, int count)
+    {
+        for (int seed = firstSeed; seed < firstSeed + count; seed++)
+        {
+            try
+            {
+                new ChaosRun(seed, steps: 2500, membership: true).Run();
+            }
+            catch (Exception e)
+            {
+                throw new InvalidOperationException($"membership simulation seed {seed} failed: {e.Message}", e);
+            }
+        }
+    }
+
+    public static TheoryData<int, int> MembershipSeeds()
+    {
+        var data = new TheoryData<int, int>();
+        for (int batch = 0; batch < 4; batch++) data.Add(1000 + batch * 8, 8);
+        return data;
+    }
+
     public static TheoryData<int, int> Seeds()
     {
         var data = new TheoryData<int, int>();
@@ -52,16 +77,19 @@ internal sealed class ChaosRun
     private readonly Dictionary<(ulong Index, ulong Term), (ulong PreviousTerm, byte[] Data)> logShape = [];
     private readonly Dictionary<ulong, Entry> committed = [];
     private readonly HashSet<(ulong Term, ulong Id)> checkedLeaders = [];
+    private readonly bool membership;
     private ulong maxCommitted;
     private int proposalCounter;
+    private int membershipChanges;
 
-    public ChaosRun(int seed, int steps)
+    public ChaosRun(int seed, int steps, bool membership = false)
     {
         this.seed = seed;
         this.steps = steps;
+        this.membership = membership;
         chaos = new Random(seed * 7919 + 1);
-        ulong[] ids = seed % 2 == 0 ? [1, 2, 3] : [1, 2, 3, 4, 5];
-        cluster = new SimCluster(seed, ids)
+        ulong[] ids = membership || seed % 2 == 1 ? [1, 2, 3, 4, 5] : [1, 2, 3];
+        cluster = new SimCluster(seed, ids, bootstrapVoters: membership ? [1, 2, 3] : null)
         {
             CompactEvery = 20 + seed % 30,
             OnPersisted = CheckPersisted,
@@ -74,6 +102,7 @@ internal sealed class ChaosRun
         cluster.LossRate = 0.02 + chaos.NextDouble() * 0.15;
         cluster.DuplicateRate = chaos.NextDouble() * 0.1;
         cluster.MaxDelay = chaos.Next(4);
+        cluster.CrashInReadyRate = 0.0005;
         ulong[] ids = [.. cluster.Peers.Keys];
         for (int step = 0; step < steps; step++)
         {
@@ -84,15 +113,16 @@ internal sealed class ChaosRun
             else if (roll < 0.028) cluster.BlockOneWay(ids[chaos.Next(ids.Length)], ids[chaos.Next(ids.Length)]);
             else if (roll < 0.04) cluster.Heal();
             if (chaos.NextDouble() < 0.3) ProposeSomewhere();
+            if (membership && chaos.NextDouble() < 0.02) ChangeMembership(ids);
             cluster.Step();
             CheckEveryStep();
         }
         CheckLiveness();
         // The run must have exercised the protocol, not idled.
-        if (maxCommitted < 50 || leaderOfTerm.Count < 2) Fail($"uneventful run: {maxCommitted} committed, {leaderOfTerm.Count} leaders");
+        if (maxCommitted < 50 || leaderOfTerm.Count < 2 || (membership && membershipChanges < 3)) Fail($"uneventful run: {maxCommitted} committed, {leaderOfTerm.Count} leaders, {membershipChanges} membership changes");
     }
 
-    public string Stats => $"committed {maxCommitted}, leaders {leaderOfTerm.Count}, max term {leaderOfTerm.Keys.DefaultIfEmpty().Max()}, snapshots {cluster.Peers.Values.Max(p => p.Storage.Snapshot.Metadata.Index)}";
+    public string Stats => $"membership changes {membershipChanges}, committed {maxCommitted}, leaders {leaderOfTerm.Count}, max term {leaderOfTerm.Keys.DefaultIfEmpty().Max()}, snapshots {cluster.Peers.Values.Max(p => p.Storage.Snapshot.Metadata.Index)}";
 
     private void Crash(ulong id) => cluster.Crash(id);
 
@@ -116,6 +146,17 @@ internal sealed class ChaosRun
         if (live.Count == 0) return;
         RaftNode target = cluster.Leader is { } leader && chaos.Next(4) != 0 ? leader : live[chaos.Next(live.Count)];
         target.Propose(BitConverter.GetBytes(++proposalCounter));
+    }
+
+    private void ChangeMembership(ulong[] ids)
+    {
+        if (cluster.Leader is not { } leader) return;
+        ConfState conf = leader.ConfState;
+        ulong target = ids[chaos.Next(ids.Length)];
+        var type = (ConfChangeType)chaos.Next(4);
+        // Keep at least two voters so the run keeps moving; everything else is fair game, including the leader.
+        if ((type == ConfChangeType.Remove || type == ConfChangeType.AddLearner) && conf.IsVoter(target) && conf.Voters.Count <= 2) return;
+        if (leader.ProposeConfChange(new ConfChange(type, target)).Accepted) membershipChanges++;
     }
 
     private void CheckPersisted(SimPeer peer, Ready ready)
@@ -181,6 +222,7 @@ internal sealed class ChaosRun
         cluster.Heal();
         cluster.LossRate = 0;
         cluster.DuplicateRate = 0;
+        cluster.CrashInReadyRate = 0;
         foreach (ulong id in cluster.Peers.Keys) Restart(id);
         const int bound = 400;
         try

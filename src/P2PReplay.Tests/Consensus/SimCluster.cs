@@ -205,9 +205,22 @@ internal sealed class SimCluster
         }
     }
 
+    /// <summary>Chance that a node dies while handling a Ready: before saving it (all of it lost) or after saving but before sending.</summary>
+    public double CrashInReadyRate { get; set; }
+
     private void Process(SimPeer peer, RaftNode node)
     {
         Ready ready = node.TakeReady();
+        if (CrashInReadyRate > 0 && Random.NextDouble() < CrashInReadyRate)
+        {
+            if (Random.Next(2) == 0)
+            {
+                peer.Storage.Save(ready.HardState, ready.Entries, ready.Snapshot);
+                OnPersisted?.Invoke(peer, ready);
+            }
+            peer.Node = null;
+            return;
+        }
         peer.Storage.Save(ready.HardState, ready.Entries, ready.Snapshot);
         OnPersisted?.Invoke(peer, ready);
         foreach (Message m in ready.Messages) Send(m);
