@@ -245,6 +245,8 @@ internal sealed class SimCluster
 
     private void Send(Message m)
     {
+        // Everything goes over the wire codec, so real traffic exercises its validation.
+        m = RaftCodec.Decode(RaftCodec.Encode(m));
         if (LossRate > 0 && Random.NextDouble() < LossRate) return;
         int copies = DuplicateRate > 0 && Random.NextDouble() < DuplicateRate ? 2 : 1;
         for (int i = 0; i < copies; i++)
