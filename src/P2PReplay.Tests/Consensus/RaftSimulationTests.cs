@@ -199,7 +199,7 @@ internal sealed class ChaosRun
     {
         foreach (RaftNode node in cluster.LiveNodes)
         {
-            if (node.Role != RaftRole.Leader) continue;
+            if (node.State != RaftState.Leader) continue;
             if (leaderOfTerm.TryGetValue(node.Term, out ulong other) && other != node.Id) Fail($"election safety: {other} and {node.Id} both lead term {node.Term}");
             leaderOfTerm[node.Term] = node.Id;
             if (checkedLeaders.Add((node.Term, node.Id)))

@@ -77,7 +77,7 @@ internal sealed class SimCluster
 
     public IEnumerable<RaftNode> LiveNodes => Peers.Values.Where(p => p.Alive).Select(p => p.Node!);
 
-    public RaftNode? Leader => LiveNodes.Where(n => n.Role == RaftRole.Leader).OrderByDescending(n => n.Term).FirstOrDefault();
+    public RaftNode? Leader => LiveNodes.Where(n => n.State == RaftState.Leader).OrderByDescending(n => n.Term).FirstOrDefault();
 
     public void Add(ulong id)
     {

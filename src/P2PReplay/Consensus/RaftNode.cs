@@ -58,7 +58,7 @@ public sealed class RaftNode
 
     public ulong Id => config.Id;
 
-    public RaftRole Role { get; private set; }
+    public RaftState State { get; private set; }
 
     public ulong Term { get; private set; }
 
@@ -83,7 +83,7 @@ public sealed class RaftNode
     public ulong LeadTransferee => leadTransferee;
 
     /// <summary>The leader's view of each member (empty unless leader).</summary>
-    public IReadOnlyDictionary<ulong, PeerProgress> Progress => Role == RaftRole.Leader ? progress.ToDictionary(p => p.Key, p => p.Value.View) : new Dictionary<ulong, PeerProgress>();
+    public IReadOnlyDictionary<ulong, PeerProgress> Progress => State == RaftState.Leader ? progress.ToDictionary(p => p.Key, p => p.Value.View) : new Dictionary<ulong, PeerProgress>();
 
     /// <summary>Term of a log entry, or null if compacted/absent (for tests and diagnostics).</summary>
     public ulong? TermAt(ulong index) => log.Term(index);
@@ -99,7 +99,7 @@ public sealed class RaftNode
 
     public void Tick()
     {
-        if (Role == RaftRole.Leader) TickLeader();
+        if (State == RaftState.Leader) TickLeader();
         else TickElection();
     }
 
@@ -113,7 +113,7 @@ public sealed class RaftNode
     /// <summary>Hands leadership to a voter: catches it up, then tells it to campaign at once. Proposals are refused meanwhile; aborted after an election timeout.</summary>
     public bool TransferLeadership(ulong target)
     {
-        if (Role != RaftRole.Leader || target == Id || !ConfState.IsVoter(target) || !progress.TryGetValue(target, out Progress? pr)) return false;
+        if (State != RaftState.Leader || target == Id || !ConfState.IsVoter(target) || !progress.TryGetValue(target, out Progress? pr)) return false;
         leadTransferee = target;
         electionElapsed = 0;
         if (pr.Match == log.LastIndex) Send(new Message { Type = MessageType.TimeoutNow, From = Id, To = target, Term = Term });
@@ -154,7 +154,7 @@ public sealed class RaftNode
             Entry last = ready.Entries[^1];
             log.StableTo(last.Index, last.Term);
             // The leader counts itself toward a commit only for entries it has persisted.
-            if (Role == RaftRole.Leader && progress.TryGetValue(Id, out Progress? self) && self.MaybeUpdate(log.StableLastIndex)) LeaderMaybeCommit();
+            if (State == RaftState.Leader && progress.TryGetValue(Id, out Progress? self) && self.MaybeUpdate(log.StableLastIndex)) LeaderMaybeCommit();
         }
     }
 
@@ -223,10 +223,10 @@ public sealed class RaftNode
             HandleVoteRequest(m);
             return;
         }
-        switch (Role)
+        switch (State)
         {
-            case RaftRole.Leader: StepLeader(m); break;
-            case RaftRole.Follower: StepFollower(m); break;
+            case RaftState.Leader: StepLeader(m); break;
+            case RaftState.Follower: StepFollower(m); break;
             default: StepCandidate(m); break;
         }
     }
@@ -278,7 +278,7 @@ public sealed class RaftNode
 
     private void StepCandidate(Message m)
     {
-        MessageType myResponse = Role == RaftRole.PreCandidate ? MessageType.PreVoteResponse : MessageType.VoteResponse;
+        MessageType myResponse = State == RaftState.PreCandidate ? MessageType.PreVoteResponse : MessageType.VoteResponse;
         switch (m.Type)
         {
             case MessageType.Append:
@@ -297,7 +297,7 @@ public sealed class RaftNode
                 switch (Poll(m.From, !m.Reject))
                 {
                     case ElectionResult.Won:
-                        if (Role == RaftRole.PreCandidate) StartCampaign(preVote: false, transfer: false);
+                        if (State == RaftState.PreCandidate) StartCampaign(preVote: false, transfer: false);
                         else
                         {
                             BecomeLeader();
@@ -345,8 +345,8 @@ public sealed class RaftNode
                         pr.FreeInflightUpTo(m.Index);
                         break;
                 }
-                if (!LeaderMaybeCommit() && wasPaused && Role == RaftRole.Leader) SendAppend(m.From);
-                if (Role != RaftRole.Leader || !progress.ContainsKey(m.From)) return;
+                if (!LeaderMaybeCommit() && wasPaused && State == RaftState.Leader) SendAppend(m.From);
+                if (State != RaftState.Leader || !progress.ContainsKey(m.From)) return;
                 while (MaybeSendAppend(m.From, sendIfEmpty: false)) { }
                 if (m.From == leadTransferee && pr.Match == log.LastIndex) Send(new Message { Type = MessageType.TimeoutNow, From = Id, To = m.From, Term = Term });
                 break;
@@ -454,7 +454,7 @@ public sealed class RaftNode
 
     private void Hup(bool transfer)
     {
-        if (Role == RaftRole.Leader || !Promotable) return;
+        if (State == RaftState.Leader || !Promotable) return;
         StartCampaign(preVote: config.PreVote && !transfer, transfer);
     }
 
@@ -529,13 +529,13 @@ public sealed class RaftNode
     {
         Reset(term);
         LeaderId = leader;
-        Role = RaftRole.Follower;
+        State = RaftState.Follower;
     }
 
     private void BecomePreCandidate()
     {
         // Not a Reset: the term and vote stay; only the round's state changes.
-        Role = RaftRole.PreCandidate;
+        State = RaftState.PreCandidate;
         votes.Clear();
         progress.Clear();
         LeaderId = 0;
@@ -547,14 +547,14 @@ public sealed class RaftNode
     {
         Reset(Term + 1);
         Vote = Id;
-        Role = RaftRole.Candidate;
+        State = RaftState.Candidate;
     }
 
     private void BecomeLeader()
     {
         Reset(Term);
         LeaderId = Id;
-        Role = RaftRole.Leader;
+        State = RaftState.Leader;
         foreach (ulong member in ConfState.Voters.Concat(ConfState.Learners)) AddProgress(member);
         if (progress.TryGetValue(Id, out Progress? self)) self.Match = log.StableLastIndex;
         // The no-op entry of the new term lets earlier-term entries commit (figure 8); no conf change until it commits.
@@ -573,7 +573,7 @@ public sealed class RaftNode
     private ProposeResult ProposeEntry(EntryType type, byte[] data)
     {
         ArgumentNullException.ThrowIfNull(data);
-        if (Role != RaftRole.Leader || !progress.ContainsKey(Id)) return new ProposeResult(ProposeStatus.NotLeader, 0, Term, Role == RaftRole.Leader ? 0 : LeaderId);
+        if (State != RaftState.Leader || !progress.ContainsKey(Id)) return new ProposeResult(ProposeStatus.NotLeader, 0, Term, State == RaftState.Leader ? 0 : LeaderId);
         if (leadTransferee != 0) return new ProposeResult(ProposeStatus.TransferInProgress, 0, Term, leadTransferee);
         if (type == EntryType.ConfChange)
         {
@@ -628,7 +628,7 @@ public sealed class RaftNode
     private bool LeaderMaybeCommit()
     {
         bool committed = false;
-        while (Role == RaftRole.Leader)
+        while (State == RaftState.Leader)
         {
             var matches = ConfState.Voters.Select(v => progress.TryGetValue(v, out Progress? p) ? p.Match : 0).OrderDescending().ToList();
             if (matches.Count == 0) break;
@@ -667,7 +667,7 @@ public sealed class RaftNode
     private void ApplyConfChange(ConfChange change)
     {
         ConfState = ConfState.Apply(change);
-        if (Role != RaftRole.Leader) return;
+        if (State != RaftState.Leader) return;
         foreach (ulong member in ConfState.Voters.Concat(ConfState.Learners)) AddProgress(member);
         foreach (ulong id in progress.Keys.ToList())
         {
