@@ -1,4 +1,5 @@
 using P2PReplay.Consensus;
+using P2PReplay.Consensus.Storage;
 
 namespace P2PReplay.Tests.Consensus;
 
@@ -43,6 +44,32 @@ public sealed class RaftSimulationTests
         }
     }
 
+    /// <summary>Chaos over FileRaftStorage: every restart reopens the directory, so recovery code runs hundreds of times.</summary>
+    [Theory]
+    [InlineData(500)]
+    [InlineData(501)]
+    [InlineData(502)]
+    [InlineData(503)]
+    [InlineData(504)]
+    [InlineData(505)]
+    public void Safety_and_liveness_under_chaos_on_file_storage(int seed)
+    {
+        string parent = Directory.Exists("/dev/shm") ? "/dev/shm" : Path.GetTempPath();
+        string root = Path.Combine(parent, $"p2preplay-raft-sim-{Guid.NewGuid():N}");
+        try
+        {
+            new ChaosRun(seed, steps: 2500, fileRoot: root).Run();
+        }
+        catch (Exception e)
+        {
+            throw new InvalidOperationException($"file simulation seed {seed} failed: {e.Message}", e);
+        }
+        finally
+        {
+            Directory.Delete(root, recursive: true);
+        }
+    }
+
     public static TheoryData<int, int> MembershipSeeds()
     {
         var data = new TheoryData<int, int>();
@@ -82,14 +109,15 @@ internal sealed class ChaosRun
     private int proposalCounter;
     private int membershipChanges;
 
-    public ChaosRun(int seed, int steps, bool membership = false)
+    public ChaosRun(int seed, int steps, bool membership = false, string? fileRoot = null)
     {
         this.seed = seed;
         this.steps = steps;
         this.membership = membership;
         chaos = new Random(seed * 7919 + 1);
         ulong[] ids = membership || seed % 2 == 1 ? [1, 2, 3, 4, 5] : [1, 2, 3];
-        cluster = new SimCluster(seed, ids, bootstrapVoters: membership ? [1, 2, 3] : null)
+        Func<ulong, IRaftStorage>? openStorage = fileRoot is null ? null : id => new FileRaftStorage(Path.Combine(fileRoot, id.ToString(System.Globalization.CultureInfo.InvariantCulture)));
+        cluster = new SimCluster(seed, ids, bootstrapVoters: membership ? [1, 2, 3] : null, openStorage: openStorage)
         {
             CompactEvery = 20 + seed % 30,
             OnPersisted = CheckPersisted,
@@ -118,6 +146,7 @@ internal sealed class ChaosRun
             CheckEveryStep();
         }
         CheckLiveness();
+        foreach (SimPeer peer in cluster.Peers.Values) (peer.Storage as IDisposable)?.Dispose();
         // The run must have exercised the protocol, not idled.
         if (maxCommitted < 50 || leaderOfTerm.Count < 2 || (membership && membershipChanges < 3)) Fail($"uneventful run: {maxCommitted} committed, {leaderOfTerm.Count} leaders, {membershipChanges} membership changes");
     }
