@@ -110,6 +110,15 @@ public sealed class RaftSimulationTests
 
     /// <summary>Pinned single seed, handy to reproduce a failure printed by the theory above.</summary>
     [Fact]
+    /// <summary>A traced run (the trace shows each node's role, term, commit and membership every 50 ticks).</summary>
+    public void Trace_one_seed()
+    {
+        var run = new ChaosRun(seed: 1031, steps: 2500, membership: true) { Trace = new() };
+        run.Run();
+        Assert.Contains("crash", run.Trace!.ToString(), StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void Reproduce_one_seed()
     {
         var run = new ChaosRun(seed: 1234, steps: 3000);
@@ -134,6 +143,8 @@ internal sealed class ChaosRun
     private int membershipChanges;
 
     private readonly bool aggressive;
+
+    public System.Text.StringBuilder? Trace { get; set; }
 
     /// <param name="aggressive">Leaders crash often and a third of messages are lost: the schedule of figure 8 (an old-term entry reaching a majority just before its leader dies) turns up.</param>
     public ChaosRun(int seed, int steps, bool membership = false, string? fileRoot = null, bool aggressive = false)
@@ -165,8 +176,8 @@ internal sealed class ChaosRun
             double roll = chaos.NextDouble();
             if (aggressive && cluster.Leader is { } current && chaos.NextDouble() < 0.03) Crash(current.Id);
             if (roll < 0.004) Crash(ids[chaos.Next(ids.Length)]);
-            else if (aggressive && roll < 0.1) Restart(ids[chaos.Next(ids.Length)]);
-            else if (roll < 0.02) Restart(ids[chaos.Next(ids.Length)]);
+            else if (aggressive && roll < 0.1) RestartOneDown();
+            else if (roll < 0.02) RestartOneDown();
             else if (roll < 0.025) cluster.Partition(ids.Where(_ => chaos.Next(2) == 0));
             else if (roll < 0.028) cluster.BlockOneWay(ids[chaos.Next(ids.Length)], ids[chaos.Next(ids.Length)]);
             else if (roll < 0.04) cluster.Heal();
@@ -174,6 +185,10 @@ internal sealed class ChaosRun
             if (membership && chaos.NextDouble() < 0.02) ChangeMembership(ids);
             cluster.Step();
             CheckEveryStep();
+            if (Trace is not null && step % 50 == 0)
+            {
+                Trace.AppendLine($"t{cluster.Now} max {maxCommitted} " + string.Join(" | ", cluster.Peers.Values.Select(p => p.Node is { } n ? $"{n.Id}:{n.State.ToString()[..2]} t{n.Term} c{n.Commit} l{n.LastIndex} {n.ConfState}" : $"{p.Id}:down")));
+            }
         }
         CheckLiveness();
         foreach (SimPeer peer in cluster.Peers.Values) (peer.Storage as IDisposable)?.Dispose();
@@ -183,12 +198,23 @@ internal sealed class ChaosRun
 
     public string Stats => $"membership changes {membershipChanges}, committed {maxCommitted}, leaders {leaderOfTerm.Count}, max term {leaderOfTerm.Keys.DefaultIfEmpty().Max()}, snapshots {cluster.Peers.Values.Max(p => p.Storage.Snapshot.Metadata.Index)}";
 
-    private void Crash(ulong id) => cluster.Crash(id);
+    private void RestartOneDown()
+    {
+        List<ulong> down = [.. cluster.Peers.Values.Where(p => !p.Alive).Select(p => p.Id)];
+        if (down.Count > 0) Restart(down[chaos.Next(down.Count)]);
+    }
+
+    private void Crash(ulong id)
+    {
+        Trace?.AppendLine($"t{cluster.Now} crash {id}");
+        cluster.Crash(id);
+    }
 
     private void Restart(ulong id)
     {
         SimPeer peer = cluster.Peers[id];
         if (peer.Alive) return;
+        Trace?.AppendLine($"t{cluster.Now} restart {id}");
         // What survived the crash must still hold every committed entry it had.
         (HardState hardState, _) = peer.Storage.InitialState();
         ulong from = peer.Storage.FirstIndex;
