@@ -94,6 +94,27 @@ public sealed class RaftSimulationTests
         return data;
     }
 
+    /// <summary>Soak: set P2PREPLAY_RAFT_SOAK=N to run N extra seeds of each flavour (off by default to keep the suite fast).</summary>
+    [Fact]
+    public void Soak_when_requested()
+    {
+        if (!int.TryParse(Environment.GetEnvironmentVariable("P2PREPLAY_RAFT_SOAK"), out int count)) return;
+        for (int seed = 10_000; seed < 10_000 + count; seed++)
+        {
+            foreach ((bool membership, bool aggressive) in new[] { (false, false), (true, false), (false, true), (true, true) })
+            {
+                try
+                {
+                    new ChaosRun(seed, steps: 3000, membership: membership, aggressive: aggressive).Run();
+                }
+                catch (Exception e)
+                {
+                    throw new InvalidOperationException($"soak seed {seed} (membership {membership}, aggressive {aggressive}) failed: {e.Message}", e);
+                }
+            }
+        }
+    }
+
     public static TheoryData<int, int> MembershipSeeds()
     {
         var data = new TheoryData<int, int>();
