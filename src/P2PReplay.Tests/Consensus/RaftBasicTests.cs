@@ -21,7 +21,7 @@ public sealed class RaftBasicTests
         RaftNode leader = cluster.ElectLeader();
         ulong index = cluster.ProposeAndCommit([7]);
         foreach (SimPeer peer in cluster.Peers.Values) Assert.Equal([7], peer.Applied[index].Data);
-        Assert.Single(cluster.LiveNodes, n => n.Role == RaftRole.Leader);
+        Assert.Single(cluster.LiveNodes, n => n.State == RaftState.Leader);
         Assert.All(cluster.LiveNodes, n => Assert.Equal(leader.Id, n.LeaderId));
     }
 

@@ -41,10 +41,10 @@ public sealed class RaftScenarioTests : IDisposable
         node.Campaign();
         Assert.All(Drain(node, storage), m => Assert.Equal((MessageType.PreVote, 3UL), (m.Type, m.Term)));
         foreach (ulong peer in new ulong[] { 2, 3 }) node.Step(new Message { Type = MessageType.PreVoteResponse, From = peer, To = 1, Term = 3 });
-        Assert.Equal(RaftRole.Candidate, node.Role);
+        Assert.Equal(RaftState.Candidate, node.State);
         Drain(node, storage);
         foreach (ulong peer in new ulong[] { 2, 3 }) node.Step(new Message { Type = MessageType.VoteResponse, From = peer, To = 1, Term = 3 });
-        Assert.Equal(RaftRole.Leader, node.Role);
+        Assert.Equal(RaftState.Leader, node.State);
         Drain(node, storage);
         Assert.Equal(3UL, node.LastIndex);
 
@@ -93,7 +93,7 @@ public sealed class RaftScenarioTests : IDisposable
         Assert.Equal(term, cluster.Node(loner).Term);
         cluster.Heal();
         cluster.Run(50);
-        Assert.Equal(RaftRole.Leader, leader.Role);
+        Assert.Equal(RaftState.Leader, leader.State);
         Assert.Equal(term, leader.Term);
         Assert.All(cluster.LiveNodes, n => Assert.Equal(term, n.Term));
         cluster.ProposeAndCommit([2]);
@@ -122,7 +122,7 @@ public sealed class RaftScenarioTests : IDisposable
         ulong buddy = cluster.LiveNodes.First(n => n.Id != leader.Id).Id;
         cluster.Partition([leader.Id, buddy]);
         cluster.Run(25);
-        Assert.NotEqual(RaftRole.Leader, leader.Role);
+        Assert.NotEqual(RaftState.Leader, leader.State);
         cluster.Run(100);
         RaftNode? majorityLeader = cluster.Leader;
         Assert.NotNull(majorityLeader);
@@ -141,7 +141,7 @@ public sealed class RaftScenarioTests : IDisposable
         cluster.BlockOneWay(leader.Id, disruptor);
         cluster.Run(100);
         Assert.True(cluster.Node(disruptor).Term > term);
-        Assert.Equal(RaftRole.Leader, leader.Role);
+        Assert.Equal(RaftState.Leader, leader.State);
         Assert.Equal(term, leader.Term);
         Assert.All(cluster.LiveNodes.Where(n => n.Id != disruptor), n => Assert.Equal(term, n.Term));
 
@@ -216,12 +216,12 @@ public sealed class RaftScenarioTests : IDisposable
         ulong termBefore = newLeader.Term;
         cluster.Isolate(oldLeader.Id);
         cluster.Run(200);
-        Assert.Equal(RaftRole.Follower, oldLeader.Role);
+        Assert.Equal(RaftState.Follower, oldLeader.State);
         Assert.False(oldLeader.Promotable);
         cluster.Heal();
         cluster.Run(20);
         Assert.Equal(termBefore, newLeader.Term);
-        Assert.Equal(RaftRole.Leader, newLeader.Role);
+        Assert.Equal(RaftState.Leader, newLeader.State);
     }
 
     [Fact]
@@ -233,7 +233,7 @@ public sealed class RaftScenarioTests : IDisposable
         ChangeMembership(cluster, new ConfChange(ConfChangeType.Remove, victim));
         cluster.Crash(victim);
         // 4 voters left: two more failures would block, one does not.
-        cluster.Crash(cluster.LiveNodes.First(n => n.Role != RaftRole.Leader).Id);
+        cluster.Crash(cluster.LiveNodes.First(n => n.State != RaftState.Leader).Id);
         cluster.ProposeAndCommit([5]);
     }
 
@@ -253,7 +253,7 @@ public sealed class RaftScenarioTests : IDisposable
         for (int i = 0; i < 200; i++)
         {
             cluster.Step();
-            Assert.Equal(RaftRole.Follower, learner.Role);
+            Assert.Equal(RaftState.Follower, learner.State);
         }
         Assert.Equal(term, learner.Term);
         cluster.Heal();
@@ -269,9 +269,9 @@ public sealed class RaftScenarioTests : IDisposable
             cluster.Step();
             Assert.True(leader.Commit < index);
             Assert.True(learner.Commit < index);
-            Assert.DoesNotContain(cluster.LiveNodes, n => n.Role == RaftRole.Leader && n.Term > term + 2 && n.Id != otherVoter && n.Id != leader.Id);
+            Assert.DoesNotContain(cluster.LiveNodes, n => n.State == RaftState.Leader && n.Term > term + 2 && n.Id != otherVoter && n.Id != leader.Id);
         }
-        Assert.NotEqual(RaftRole.Leader, leader.Role);
+        Assert.NotEqual(RaftState.Leader, leader.State);
         cluster.Heal();
         cluster.ProposeAndCommit([3]);
     }
@@ -286,8 +286,8 @@ public sealed class RaftScenarioTests : IDisposable
         Assert.True(leader.TransferLeadership(target));
         Assert.Equal(ProposeStatus.TransferInProgress, leader.Propose([2]).Status);
         cluster.Run(5);
-        Assert.Equal(RaftRole.Leader, cluster.Node(target).Role);
-        Assert.NotEqual(RaftRole.Leader, leader.Role);
+        Assert.Equal(RaftState.Leader, cluster.Node(target).State);
+        Assert.NotEqual(RaftState.Leader, leader.State);
         cluster.ProposeAndCommit([3]);
     }
 
@@ -303,7 +303,7 @@ public sealed class RaftScenarioTests : IDisposable
         cluster.Heal();
         Assert.True(leader.TransferLeadership(target));
         cluster.Run(10);
-        Assert.Equal(RaftRole.Leader, cluster.Node(target).Role);
+        Assert.Equal(RaftState.Leader, cluster.Node(target).State);
     }
 
     [Fact]
@@ -312,7 +312,7 @@ public sealed class RaftScenarioTests : IDisposable
         var cluster = new SimCluster(21, [1, 2, 3], openStorage: id => new FileRaftStorage(Path.Combine(root, id.ToString(System.Globalization.CultureInfo.InvariantCulture)))) { CompactEvery = 8 };
         cluster.ElectLeader();
         for (int i = 0; i < 20; i++) cluster.ProposeAndCommit([(byte)i]);
-        ulong follower = cluster.LiveNodes.First(n => n.Role != RaftRole.Leader).Id;
+        ulong follower = cluster.LiveNodes.First(n => n.State != RaftState.Leader).Id;
         cluster.Crash(follower);
         for (int i = 20; i < 30; i++) cluster.ProposeAndCommit([(byte)i]);
         cluster.Restart(follower);

@@ -1,4 +1,5 @@
 using P2PReplay.Consensus;
+using P2PReplay.Consensus.Storage;
 
 namespace P2PReplay.Tests.Consensus;
 
@@ -25,6 +26,102 @@ public sealed class RaftSimulationTests
         }
     }
 
+    /// <summary>The same chaos plus random single-server membership changes (nodes 4 and 5 start outside the cluster).</summary>
+    [Theory]
+    [MemberData(nameof(MembershipSeeds))]
+    public void Safety_and_liveness_under_chaos_with_membership_changes(int firstSeed, int count)
+    {
+        for (int seed = firstSeed; seed < firstSeed + count; seed++)
+        {
+            try
+            {
+                new ChaosRun(seed, steps: 2500, membership: true).Run();
+            }
+            catch (Exception e)
+            {
+                throw new InvalidOperationException($"membership simulation seed {seed} failed: {e.Message}", e);
+            }
+        }
+    }
+
+    /// <summary>Chaos over FileRaftStorage: every restart reopens the directory, so recovery code runs hundreds of times.</summary>
+    [Theory]
+    [InlineData(500)]
+    [InlineData(501)]
+    [InlineData(502)]
+    [InlineData(503)]
+    [InlineData(504)]
+    [InlineData(505)]
+    public void Safety_and_liveness_under_chaos_on_file_storage(int seed)
+    {
+        string parent = Directory.Exists("/dev/shm") ? "/dev/shm" : Path.GetTempPath();
+        string root = Path.Combine(parent, $"p2preplay-raft-sim-{Guid.NewGuid():N}");
+        try
+        {
+            new ChaosRun(seed, steps: 2500, fileRoot: root).Run();
+        }
+        catch (Exception e)
+        {
+            throw new InvalidOperationException($"file simulation seed {seed} failed: {e.Message}", e);
+        }
+        finally
+        {
+            Directory.Delete(root, recursive: true);
+        }
+    }
+
+    [Theory]
+    [MemberData(nameof(AggressiveSeeds))]
+    public void Safety_under_leader_crashes(int firstSeed, int count)
+    {
+        for (int seed = firstSeed; seed < firstSeed + count; seed++)
+        {
+            try
+            {
+                new ChaosRun(seed, steps: 2000, aggressive: true).Run();
+            }
+            catch (Exception e)
+            {
+                throw new InvalidOperationException($"leader-crash simulation seed {seed} failed: {e.Message}", e);
+            }
+        }
+    }
+
+    public static TheoryData<int, int> AggressiveSeeds()
+    {
+        var data = new TheoryData<int, int>();
+        for (int batch = 0; batch < 3; batch++) data.Add(2000 + batch * 8, 8);
+        return data;
+    }
+
+    /// <summary>Soak: set P2PREPLAY_RAFT_SOAK=N to run N extra seeds of each flavour (off by default to keep the suite fast).</summary>
+    [Fact]
+    public void Soak_when_requested()
+    {
+        if (!int.TryParse(Environment.GetEnvironmentVariable("P2PREPLAY_RAFT_SOAK"), out int count)) return;
+        for (int seed = 10_000; seed < 10_000 + count; seed++)
+        {
+            foreach ((bool membership, bool aggressive) in new[] { (false, false), (true, false), (false, true), (true, true) })
+            {
+                try
+                {
+                    new ChaosRun(seed, steps: 3000, membership: membership, aggressive: aggressive).Run();
+                }
+                catch (Exception e)
+                {
+                    throw new InvalidOperationException($"soak seed {seed} (membership {membership}, aggressive {aggressive}) failed: {e.Message}", e);
+                }
+            }
+        }
+    }
+
+    public static TheoryData<int, int> MembershipSeeds()
+    {
+        var data = new TheoryData<int, int>();
+        for (int batch = 0; batch < 4; batch++) data.Add(1000 + batch * 8, 8);
+        return data;
+    }
+
     public static TheoryData<int, int> Seeds()
     {
         var data = new TheoryData<int, int>();
@@ -33,6 +130,15 @@ public sealed class RaftSimulationTests
     }
 
     /// <summary>Pinned single seed, handy to reproduce a failure printed by the theory above.</summary>
+    [Fact]
+    /// <summary>A traced run (the trace shows each node's role, term, commit and membership every 50 ticks).</summary>
+    public void Trace_one_seed()
+    {
+        var run = new ChaosRun(seed: 1031, steps: 2500, membership: true) { Trace = new() };
+        run.Run();
+        Assert.Contains("crash", run.Trace!.ToString(), StringComparison.Ordinal);
+    }
+
     [Fact]
     public void Reproduce_one_seed()
     {
@@ -52,16 +158,26 @@ internal sealed class ChaosRun
     private readonly Dictionary<(ulong Index, ulong Term), (ulong PreviousTerm, byte[] Data)> logShape = [];
     private readonly Dictionary<ulong, Entry> committed = [];
     private readonly HashSet<(ulong Term, ulong Id)> checkedLeaders = [];
+    private readonly bool membership;
     private ulong maxCommitted;
     private int proposalCounter;
+    private int membershipChanges;
 
-    public ChaosRun(int seed, int steps)
+    private readonly bool aggressive;
+
+    public System.Text.StringBuilder? Trace { get; set; }
+
+    /// <param name="aggressive">Leaders crash often and a third of messages are lost: the schedule of figure 8 (an old-term entry reaching a majority just before its leader dies) turns up.</param>
+    public ChaosRun(int seed, int steps, bool membership = false, string? fileRoot = null, bool aggressive = false)
     {
+        this.aggressive = aggressive;
         this.seed = seed;
         this.steps = steps;
+        this.membership = membership;
         chaos = new Random(seed * 7919 + 1);
-        ulong[] ids = seed % 2 == 0 ? [1, 2, 3] : [1, 2, 3, 4, 5];
-        cluster = new SimCluster(seed, ids)
+        ulong[] ids = membership || seed % 2 == 1 ? [1, 2, 3, 4, 5] : [1, 2, 3];
+        Func<ulong, IRaftStorage>? openStorage = fileRoot is null ? null : id => new FileRaftStorage(Path.Combine(fileRoot, id.ToString(System.Globalization.CultureInfo.InvariantCulture)));
+        cluster = new SimCluster(seed, ids, bootstrapVoters: membership ? [1, 2, 3] : null, openStorage: openStorage)
         {
             CompactEvery = 20 + seed % 30,
             OnPersisted = CheckPersisted,
@@ -71,35 +187,55 @@ internal sealed class ChaosRun
 
     public void Run()
     {
-        cluster.LossRate = 0.02 + chaos.NextDouble() * 0.15;
+        cluster.LossRate = aggressive ? 0.3 : 0.02 + chaos.NextDouble() * 0.15;
         cluster.DuplicateRate = chaos.NextDouble() * 0.1;
         cluster.MaxDelay = chaos.Next(4);
+        cluster.CrashInReadyRate = 0.0005;
         ulong[] ids = [.. cluster.Peers.Keys];
         for (int step = 0; step < steps; step++)
         {
             double roll = chaos.NextDouble();
+            if (aggressive && cluster.Leader is { } current && chaos.NextDouble() < 0.03) Crash(current.Id);
             if (roll < 0.004) Crash(ids[chaos.Next(ids.Length)]);
-            else if (roll < 0.02) Restart(ids[chaos.Next(ids.Length)]);
+            else if (aggressive && roll < 0.1) RestartOneDown();
+            else if (roll < 0.02) RestartOneDown();
             else if (roll < 0.025) cluster.Partition(ids.Where(_ => chaos.Next(2) == 0));
             else if (roll < 0.028) cluster.BlockOneWay(ids[chaos.Next(ids.Length)], ids[chaos.Next(ids.Length)]);
             else if (roll < 0.04) cluster.Heal();
             if (chaos.NextDouble() < 0.3) ProposeSomewhere();
+            if (membership && chaos.NextDouble() < 0.02) ChangeMembership(ids);
             cluster.Step();
             CheckEveryStep();
+            if (Trace is not null && step % 50 == 0)
+            {
+                Trace.AppendLine($"t{cluster.Now} max {maxCommitted} " + string.Join(" | ", cluster.Peers.Values.Select(p => p.Node is { } n ? $"{n.Id}:{n.State.ToString()[..2]} t{n.Term} c{n.Commit} l{n.LastIndex} {n.ConfState}" : $"{p.Id}:down")));
+            }
         }
         CheckLiveness();
+        foreach (SimPeer peer in cluster.Peers.Values) (peer.Storage as IDisposable)?.Dispose();
         // The run must have exercised the protocol, not idled.
-        if (maxCommitted < 50 || leaderOfTerm.Count < 2) Fail($"uneventful run: {maxCommitted} committed, {leaderOfTerm.Count} leaders");
+        if (maxCommitted < 50 || leaderOfTerm.Count < 2 || (membership && membershipChanges < 3)) Fail($"uneventful run: {maxCommitted} committed, {leaderOfTerm.Count} leaders, {membershipChanges} membership changes");
     }
 
-    public string Stats => $"committed {maxCommitted}, leaders {leaderOfTerm.Count}, max term {leaderOfTerm.Keys.DefaultIfEmpty().Max()}, snapshots {cluster.Peers.Values.Max(p => p.Storage.Snapshot.Metadata.Index)}";
+    public string Stats => $"membership changes {membershipChanges}, committed {maxCommitted}, leaders {leaderOfTerm.Count}, max term {leaderOfTerm.Keys.DefaultIfEmpty().Max()}, snapshots {cluster.Peers.Values.Max(p => p.Storage.Snapshot.Metadata.Index)}";
 
-    private void Crash(ulong id) => cluster.Crash(id);
+    private void RestartOneDown()
+    {
+        List<ulong> down = [.. cluster.Peers.Values.Where(p => !p.Alive).Select(p => p.Id)];
+        if (down.Count > 0) Restart(down[chaos.Next(down.Count)]);
+    }
+
+    private void Crash(ulong id)
+    {
+        Trace?.AppendLine($"t{cluster.Now} crash {id}");
+        cluster.Crash(id);
+    }
 
     private void Restart(ulong id)
     {
         SimPeer peer = cluster.Peers[id];
         if (peer.Alive) return;
+        Trace?.AppendLine($"t{cluster.Now} restart {id}");
         // What survived the crash must still hold every committed entry it had.
         (HardState hardState, _) = peer.Storage.InitialState();
         ulong from = peer.Storage.FirstIndex;
@@ -116,6 +252,17 @@ internal sealed class ChaosRun
         if (live.Count == 0) return;
         RaftNode target = cluster.Leader is { } leader && chaos.Next(4) != 0 ? leader : live[chaos.Next(live.Count)];
         target.Propose(BitConverter.GetBytes(++proposalCounter));
+    }
+
+    private void ChangeMembership(ulong[] ids)
+    {
+        if (cluster.Leader is not { } leader) return;
+        ConfState conf = leader.ConfState;
+        ulong target = ids[chaos.Next(ids.Length)];
+        var type = (ConfChangeType)chaos.Next(4);
+        // Keep at least two voters so the run keeps moving; everything else is fair game, including the leader.
+        if ((type == ConfChangeType.Remove || type == ConfChangeType.AddLearner) && conf.IsVoter(target) && conf.Voters.Count <= 2) return;
+        if (leader.ProposeConfChange(new ConfChange(type, target)).Accepted) membershipChanges++;
     }
 
     private void CheckPersisted(SimPeer peer, Ready ready)
@@ -158,7 +305,7 @@ internal sealed class ChaosRun
     {
         foreach (RaftNode node in cluster.LiveNodes)
         {
-            if (node.Role != RaftRole.Leader) continue;
+            if (node.State != RaftState.Leader) continue;
             if (leaderOfTerm.TryGetValue(node.Term, out ulong other) && other != node.Id) Fail($"election safety: {other} and {node.Id} both lead term {node.Term}");
             leaderOfTerm[node.Term] = node.Id;
             if (checkedLeaders.Add((node.Term, node.Id)))
@@ -181,6 +328,7 @@ internal sealed class ChaosRun
         cluster.Heal();
         cluster.LossRate = 0;
         cluster.DuplicateRate = 0;
+        cluster.CrashInReadyRate = 0;
         foreach (ulong id in cluster.Peers.Keys) Restart(id);
         const int bound = 400;
         try

@@ -77,7 +77,7 @@ internal sealed class SimCluster
 
     public IEnumerable<RaftNode> LiveNodes => Peers.Values.Where(p => p.Alive).Select(p => p.Node!);
 
-    public RaftNode? Leader => LiveNodes.Where(n => n.Role == RaftRole.Leader).OrderByDescending(n => n.Term).FirstOrDefault();
+    public RaftNode? Leader => LiveNodes.Where(n => n.State == RaftState.Leader).OrderByDescending(n => n.Term).FirstOrDefault();
 
     public void Add(ulong id)
     {
@@ -205,9 +205,22 @@ internal sealed class SimCluster
         }
     }
 
+    /// <summary>Chance that a node dies while handling a Ready: before saving it (all of it lost) or after saving but before sending.</summary>
+    public double CrashInReadyRate { get; set; }
+
     private void Process(SimPeer peer, RaftNode node)
     {
         Ready ready = node.TakeReady();
+        if (CrashInReadyRate > 0 && Random.NextDouble() < CrashInReadyRate)
+        {
+            if (Random.Next(2) == 0)
+            {
+                peer.Storage.Save(ready.HardState, ready.Entries, ready.Snapshot);
+                OnPersisted?.Invoke(peer, ready);
+            }
+            peer.Node = null;
+            return;
+        }
         peer.Storage.Save(ready.HardState, ready.Entries, ready.Snapshot);
         OnPersisted?.Invoke(peer, ready);
         foreach (Message m in ready.Messages) Send(m);
@@ -232,6 +245,8 @@ internal sealed class SimCluster
 
     private void Send(Message m)
     {
+        // Everything goes over the wire codec, so real traffic exercises its validation.
+        m = RaftCodec.Decode(RaftCodec.Encode(m));
         if (LossRate > 0 && Random.NextDouble() < LossRate) return;
         int copies = DuplicateRate > 0 && Random.NextDouble() < DuplicateRate ? 2 : 1;
         for (int i = 0; i < copies; i++)

@@ -76,18 +76,20 @@ internal sealed class RaftLog
         return result;
     }
 
-    /// <summary>Follower append (figure 2): returns the last new index, or null if the log does not match at (index, logTerm). The caller advances the commit.</summary>
-    public ulong? MaybeAppend(ulong index, ulong logTerm, IReadOnlyList<Entry> entries)
+    /// <summary>
+    /// Follower append (figure 2): returns the last new index and the entries actually written (from the first
+    /// conflict on), or null if the log does not match at (index, logTerm). The caller advances the commit.
+    /// </summary>
+    public (ulong LastNew, List<Entry> Appended)? MaybeAppend(ulong index, ulong logTerm, IReadOnlyList<Entry> entries)
     {
         if (!MatchTerm(index, logTerm)) return null;
         ulong lastNew = index + (ulong)entries.Count;
         int conflict = FindConflict(entries);
-        if (conflict >= 0)
-        {
-            if (entries[conflict].Index <= Committed) throw new InvalidOperationException($"entry {entries[conflict].Index} conflicts with committed entry (commit {Committed})");
-            Append(entries.Skip(conflict).ToList());
-        }
-        return lastNew;
+        if (conflict < 0) return (lastNew, []);
+        if (entries[conflict].Index <= Committed) throw new InvalidOperationException($"entry {entries[conflict].Index} conflicts with committed entry (commit {Committed})");
+        List<Entry> appended = [.. entries.Skip(conflict)];
+        Append(appended);
+        return (lastNew, appended);
     }
 
     private int FindConflict(IReadOnlyList<Entry> entries)

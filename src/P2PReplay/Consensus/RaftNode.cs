@@ -2,9 +2,11 @@ namespace P2PReplay.Consensus;
 
 /// <summary>
 /// A Raft peer as a pure state machine (etcd-raft style): time moves only by <see cref="Tick"/>, input only by
-/// <see cref="Step"/> and proposals, output only through <see cref="TakeReady"/>. Membership changes are
-/// single-server and take effect when their entry is COMMITTED (on every node, including on restart replay);
-/// the leader accepts one only once every earlier one is committed and an entry of its own term is committed.
+/// <see cref="Step"/> and proposals, output only through <see cref="TakeReady"/>.
+/// Membership changes are single-server and, as in the Raft dissertation (§4.1), take effect as soon as their
+/// entry is APPENDED to a node's log, committed or not (and are undone if that entry is truncated away). The leader
+/// accepts a change only once the previous one is committed and an entry of its own term is committed (the fix for
+/// the single-server change bug). A leader that removes or demotes itself steps down once that change commits.
 /// </summary>
 public sealed class RaftNode
 {
@@ -22,7 +24,9 @@ public sealed class RaftNode
     private int randomizedElectionTimeout;
     private ulong pendingConfIndex;
     private ulong leadTransferee;
-    private bool removedSelfAsLeader;
+    /// <summary>Membership at the snapshot (the start of the log); the conf entries in the log apply on top.</summary>
+    private ConfState baseConf;
+    private readonly List<(ulong Index, ConfChange Change)> confEntries = [];
 
     public RaftNode(RaftConfig config, IRaftStorage storage, Random random)
     {
@@ -32,13 +36,17 @@ public sealed class RaftNode
         this.random = random;
         log = new RaftLog(storage);
         (HardState hardState, ConfState confState) = storage.InitialState();
+        baseConf = confState;
         ConfState = confState;
+        if (storage.LastIndex >= storage.FirstIndex) OnAppended(storage.Entries(storage.FirstIndex, storage.LastIndex + 1));
         bool storageEmpty = storage.LastIndex == 0 && storage.Snapshot.IsEmpty && hardState.IsEmpty;
         if (storageEmpty && config.BootstrapVoters.Count > 0)
         {
             // Every founding node writes the same AddVoter entries at term 1, so joiners learn the membership by replay.
             ulong[] voters = [.. config.BootstrapVoters.Distinct().Order()];
-            log.Append([.. voters.Select((voter, i) => new Entry(1, (ulong)i + 1, EntryType.ConfChange, new ConfChange(ConfChangeType.AddVoter, voter).Encode()))]);
+            List<Entry> founding = [.. voters.Select((voter, i) => new Entry(1, (ulong)i + 1, EntryType.ConfChange, new ConfChange(ConfChangeType.AddVoter, voter).Encode()))];
+            log.Append(founding);
+            OnAppended(founding);
             Term = 1;
             CommitTo((ulong)voters.Length);
         }
@@ -58,7 +66,7 @@ public sealed class RaftNode
 
     public ulong Id => config.Id;
 
-    public RaftRole Role { get; private set; }
+    public RaftState State { get; private set; }
 
     public ulong Term { get; private set; }
 
@@ -74,7 +82,7 @@ public sealed class RaftNode
 
     public ulong FirstIndex => log.FirstIndex;
 
-    /// <summary>Membership as of the commit index.</summary>
+    /// <summary>Membership as of the last conf entry in the log (committed or not).</summary>
     public ConfState ConfState { get; private set; }
 
     /// <summary>Only voters campaign; a learner or a removed node waits to hear from a leader.</summary>
@@ -83,7 +91,7 @@ public sealed class RaftNode
     public ulong LeadTransferee => leadTransferee;
 
     /// <summary>The leader's view of each member (empty unless leader).</summary>
-    public IReadOnlyDictionary<ulong, PeerProgress> Progress => Role == RaftRole.Leader ? progress.ToDictionary(p => p.Key, p => p.Value.View) : new Dictionary<ulong, PeerProgress>();
+    public IReadOnlyDictionary<ulong, PeerProgress> Progress => State == RaftState.Leader ? progress.ToDictionary(p => p.Key, p => p.Value.View) : new Dictionary<ulong, PeerProgress>();
 
     /// <summary>Term of a log entry, or null if compacted/absent (for tests and diagnostics).</summary>
     public ulong? TermAt(ulong index) => log.Term(index);
@@ -99,7 +107,7 @@ public sealed class RaftNode
 
     public void Tick()
     {
-        if (Role == RaftRole.Leader) TickLeader();
+        if (State == RaftState.Leader) TickLeader();
         else TickElection();
     }
 
@@ -113,7 +121,7 @@ public sealed class RaftNode
     /// <summary>Hands leadership to a voter: catches it up, then tells it to campaign at once. Proposals are refused meanwhile; aborted after an election timeout.</summary>
     public bool TransferLeadership(ulong target)
     {
-        if (Role != RaftRole.Leader || target == Id || !ConfState.IsVoter(target) || !progress.TryGetValue(target, out Progress? pr)) return false;
+        if (State != RaftState.Leader || target == Id || !ConfState.IsVoter(target) || !progress.TryGetValue(target, out Progress? pr)) return false;
         leadTransferee = target;
         electionElapsed = 0;
         if (pr.Match == log.LastIndex) Send(new Message { Type = MessageType.TimeoutNow, From = Id, To = target, Term = Term });
@@ -154,7 +162,7 @@ public sealed class RaftNode
             Entry last = ready.Entries[^1];
             log.StableTo(last.Index, last.Term);
             // The leader counts itself toward a commit only for entries it has persisted.
-            if (Role == RaftRole.Leader && progress.TryGetValue(Id, out Progress? self) && self.MaybeUpdate(log.StableLastIndex)) LeaderMaybeCommit();
+            if (State == RaftState.Leader && progress.TryGetValue(Id, out Progress? self) && self.MaybeUpdate(log.StableLastIndex)) LeaderMaybeCommit();
         }
     }
 
@@ -223,10 +231,10 @@ public sealed class RaftNode
             HandleVoteRequest(m);
             return;
         }
-        switch (Role)
+        switch (State)
         {
-            case RaftRole.Leader: StepLeader(m); break;
-            case RaftRole.Follower: StepFollower(m); break;
+            case RaftState.Leader: StepLeader(m); break;
+            case RaftState.Follower: StepFollower(m); break;
             default: StepCandidate(m); break;
         }
     }
@@ -278,7 +286,7 @@ public sealed class RaftNode
 
     private void StepCandidate(Message m)
     {
-        MessageType myResponse = Role == RaftRole.PreCandidate ? MessageType.PreVoteResponse : MessageType.VoteResponse;
+        MessageType myResponse = State == RaftState.PreCandidate ? MessageType.PreVoteResponse : MessageType.VoteResponse;
         switch (m.Type)
         {
             case MessageType.Append:
@@ -297,7 +305,7 @@ public sealed class RaftNode
                 switch (Poll(m.From, !m.Reject))
                 {
                     case ElectionResult.Won:
-                        if (Role == RaftRole.PreCandidate) StartCampaign(preVote: false, transfer: false);
+                        if (State == RaftState.PreCandidate) StartCampaign(preVote: false, transfer: false);
                         else
                         {
                             BecomeLeader();
@@ -345,8 +353,8 @@ public sealed class RaftNode
                         pr.FreeInflightUpTo(m.Index);
                         break;
                 }
-                if (!LeaderMaybeCommit() && wasPaused && Role == RaftRole.Leader) SendAppend(m.From);
-                if (Role != RaftRole.Leader || !progress.ContainsKey(m.From)) return;
+                if (!LeaderMaybeCommit() && wasPaused && State == RaftState.Leader) SendAppend(m.From);
+                if (State != RaftState.Leader || !progress.ContainsKey(m.From)) return;
                 while (MaybeSendAppend(m.From, sendIfEmpty: false)) { }
                 if (m.From == leadTransferee && pr.Match == log.LastIndex) Send(new Message { Type = MessageType.TimeoutNow, From = Id, To = m.From, Term = Term });
                 break;
@@ -366,8 +374,9 @@ public sealed class RaftNode
             Send(new Message { Type = MessageType.AppendResponse, From = Id, To = m.From, Term = Term, Index = log.Committed });
             return;
         }
-        if (log.MaybeAppend(m.Index, m.LogTerm, m.Entries) is { } lastNew)
+        if (log.MaybeAppend(m.Index, m.LogTerm, m.Entries) is ({ } lastNew, { } appended))
         {
+            OnAppended(appended);
             CommitTo(Math.Min(m.Commit, lastNew));
             Send(new Message { Type = MessageType.AppendResponse, From = Id, To = m.From, Term = Term, Index = lastNew });
             return;
@@ -400,7 +409,9 @@ public sealed class RaftNode
         else
         {
             log.Restore(snapshot);
-            ConfState = snapshot.Metadata.ConfState;
+            baseConf = snapshot.Metadata.ConfState;
+            confEntries.Clear();
+            RecomputeConf();
         }
         Send(new Message { Type = MessageType.AppendResponse, From = Id, To = m.From, Term = Term, Index = log.LastIndex });
     }
@@ -454,7 +465,7 @@ public sealed class RaftNode
 
     private void Hup(bool transfer)
     {
-        if (Role == RaftRole.Leader || !Promotable) return;
+        if (State == RaftState.Leader || !Promotable) return;
         StartCampaign(preVote: config.PreVote && !transfer, transfer);
     }
 
@@ -522,20 +533,19 @@ public sealed class RaftNode
         votes.Clear();
         progress.Clear();
         pendingConfIndex = 0;
-        removedSelfAsLeader = false;
     }
 
     private void BecomeFollower(ulong term, ulong leader)
     {
         Reset(term);
         LeaderId = leader;
-        Role = RaftRole.Follower;
+        State = RaftState.Follower;
     }
 
     private void BecomePreCandidate()
     {
         // Not a Reset: the term and vote stay; only the round's state changes.
-        Role = RaftRole.PreCandidate;
+        State = RaftState.PreCandidate;
         votes.Clear();
         progress.Clear();
         LeaderId = 0;
@@ -547,14 +557,14 @@ public sealed class RaftNode
     {
         Reset(Term + 1);
         Vote = Id;
-        Role = RaftRole.Candidate;
+        State = RaftState.Candidate;
     }
 
     private void BecomeLeader()
     {
         Reset(Term);
         LeaderId = Id;
-        Role = RaftRole.Leader;
+        State = RaftState.Leader;
         foreach (ulong member in ConfState.Voters.Concat(ConfState.Learners)) AddProgress(member);
         if (progress.TryGetValue(Id, out Progress? self)) self.Match = log.StableLastIndex;
         // The no-op entry of the new term lets earlier-term entries commit (figure 8); no conf change until it commits.
@@ -573,7 +583,8 @@ public sealed class RaftNode
     private ProposeResult ProposeEntry(EntryType type, byte[] data)
     {
         ArgumentNullException.ThrowIfNull(data);
-        if (Role != RaftRole.Leader || !progress.ContainsKey(Id)) return new ProposeResult(ProposeStatus.NotLeader, 0, Term, Role == RaftRole.Leader ? 0 : LeaderId);
+        if (type == EntryType.ConfChange && ConfChange.Decode(data).NodeId == 0) throw new ArgumentException("node id 0 is reserved", nameof(data));
+        if (State != RaftState.Leader || !progress.ContainsKey(Id)) return new ProposeResult(ProposeStatus.NotLeader, 0, Term, State == RaftState.Leader ? 0 : LeaderId);
         if (leadTransferee != 0) return new ProposeResult(ProposeStatus.TransferInProgress, 0, Term, leadTransferee);
         if (type == EntryType.ConfChange)
         {
@@ -588,7 +599,9 @@ public sealed class RaftNode
     private ulong AppendEntry(EntryType type, byte[] data)
     {
         ulong index = log.LastIndex + 1;
-        log.Append([new Entry(Term, index, type, data)]);
+        Entry entry = new(Term, index, type, data);
+        log.Append([entry]);
+        OnAppended([entry]);
         return index;
     }
 
@@ -628,7 +641,7 @@ public sealed class RaftNode
     private bool LeaderMaybeCommit()
     {
         bool committed = false;
-        while (Role == RaftRole.Leader)
+        while (State == RaftState.Leader)
         {
             var matches = ConfState.Voters.Select(v => progress.TryGetValue(v, out Progress? p) ? p.Match : 0).OrderDescending().ToList();
             if (matches.Count == 0) break;
@@ -638,8 +651,9 @@ public sealed class RaftNode
             committed = true;
         }
         if (!committed) return false;
+        SyncProgress();
         BroadcastAppend();
-        if (removedSelfAsLeader) StepDownAfterRemoval();
+        if (!ConfState.IsVoter(Id) && LastConfIndex <= log.Committed) StepDownAfterRemoval();
         return true;
     }
 
@@ -651,23 +665,39 @@ public sealed class RaftNode
         BecomeFollower(Term, 0);
     }
 
-    /// <summary>Advances the commit index and puts membership changes in the newly committed range into effect.</summary>
     private void CommitTo(ulong index)
     {
-        ulong old = log.Committed;
-        if (index <= old) return;
-        log.CommitTo(index);
-        List<Entry> newlyCommitted = log.Slice(Math.Max(old + 1, log.FirstIndex), index + 1, int.MaxValue) ?? [];
-        foreach (Entry entry in newlyCommitted)
-        {
-            if (entry.Type == EntryType.ConfChange) ApplyConfChange(ConfChange.Decode(entry.Data));
-        }
+        if (index > log.Committed) log.CommitTo(index);
     }
 
-    private void ApplyConfChange(ConfChange change)
+    private ulong LastConfIndex => confEntries.Count > 0 ? confEntries[^1].Index : 0;
+
+    /// <summary>Entries were written to the log from appended[0].Index on (replacing any suffix): membership follows the log.</summary>
+    private void OnAppended(IReadOnlyList<Entry> appended)
     {
-        ConfState = ConfState.Apply(change);
-        if (Role != RaftRole.Leader) return;
+        if (appended.Count == 0) return;
+        ulong from = appended[0].Index;
+        bool changed = confEntries.RemoveAll(c => c.Index >= from) > 0;
+        foreach (Entry entry in appended)
+        {
+            if (entry.Type != EntryType.ConfChange) continue;
+            confEntries.Add((entry.Index, ConfChange.Decode(entry.Data)));
+            changed = true;
+        }
+        if (changed) RecomputeConf();
+    }
+
+    private void RecomputeConf()
+    {
+        ConfState conf = baseConf;
+        foreach ((_, ConfChange change) in confEntries) conf = conf.Apply(change);
+        ConfState = conf;
+        if (State == RaftState.Leader) SyncProgress();
+    }
+
+    /// <summary>Leader: track every member; keep replicating to a removed node until its removal commits, so it learns of it.</summary>
+    private void SyncProgress()
+    {
         foreach (ulong member in ConfState.Voters.Concat(ConfState.Learners)) AddProgress(member);
         foreach (ulong id in progress.Keys.ToList())
         {
@@ -676,17 +706,10 @@ public sealed class RaftNode
                 progress[id].IsLearner = ConfState.IsLearner(id);
                 continue;
             }
-            if (id == Id)
-            {
-                removedSelfAsLeader = true;
-                continue;
-            }
-            // Let the removed node learn the commit that removed it, so it stops campaigning.
-            Send(new Message { Type = MessageType.Heartbeat, From = Id, To = id, Term = Term, Commit = Math.Min(progress[id].Match, log.Committed) });
+            if (id == Id || LastConfIndex > log.Committed) continue;
             progress.Remove(id);
             if (leadTransferee == id) leadTransferee = 0;
         }
-        if (ConfState.IsLearner(Id)) removedSelfAsLeader = true;
     }
 
     private void Send(Message message) => messages.Add(message);

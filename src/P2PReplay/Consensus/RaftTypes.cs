@@ -141,7 +141,7 @@ public sealed record Message
     public override string ToString() => $"{Type} {From}->{To} t{Term} lt{LogTerm} i{Index} c{Commit} n{Entries.Count}{(Reject ? $" reject hint {RejectHint}" : "")}{(Snapshot is null ? "" : $" snap {Snapshot.Metadata.Index}")}";
 }
 
-public enum RaftRole
+public enum RaftState
 {
     Follower,
     PreCandidate,
