@@ -168,11 +168,11 @@ internal sealed partial class ClusterNode
                 lastCompactedIndex = state.AppliedIndex;
         }
         foreach (var packet in gossip.TakeOutgoing()) outbox!.Send(packet.Destination, ChannelKind.Gossip, packet.Payload);
-        string role = $"{raft.Role}/{raft.Term}/{raft.LeaderId}";
+        string role = $"{raft.State}/{raft.Term}/{raft.LeaderId}";
         if (role != lastRole)
         {
             lastRole = role;
-            ClusterLog.RaftRole(logger, RaftStateName(raft.Role), raft.Term, raft.LeaderId == 0 ? "none" : NodeIdText(raft.LeaderId));
+            ClusterLog.RaftRole(logger, RaftStateName(raft.State), raft.Term, raft.LeaderId == 0 ? "none" : NodeIdText(raft.LeaderId));
             PublishStatus();
         }
     }
@@ -319,7 +319,7 @@ internal sealed partial class ClusterNode
     /// <summary>The leader makes Raft's voters follow gossip's view: members join as learners, up to 5 vote.</summary>
     private void AdjustMembership(long now)
     {
-        if (raft is null || gossip is null || raft.Role != RaftRole.Leader) return;
+        if (raft is null || gossip is null || raft.State != RaftState.Leader) return;
         var live = new HashSet<ulong> { identity.NumericId };
         foreach (var member in gossip.Members)
         {
@@ -351,18 +351,18 @@ internal sealed partial class ClusterNode
             members.Add(new MemberView(member.Info.NodeId, member.Info.Address, member.Info.Site, StatusName(member.Status), member.Info.State,
                 member.Info.Cores, member.Info.MemoryBytes, role, self ? null : Math.Max(0, now - member.LastHeardMs), self ? null : member.RoundTripMs, self));
         }
-        status = new NodeStatus(identity.NodeId, advertisedAddress, config.Site, true, RaftStateName(raft.Role),
+        status = new NodeStatus(identity.NodeId, advertisedAddress, config.Site, true, RaftStateName(raft.State),
             raft.LeaderId == 0 ? null : NodeIdText(raft.LeaderId), raft.Term, raft.Commit, configuration.Voters.Count, configuration.Learners.Count, members);
     }
 
     private static string StatusName(MemberStatus status) => status.ToString().ToLowerInvariant();
 
-    private static string RaftStateName(RaftRole role) => role switch
+    private static string RaftStateName(RaftState role) => role switch
     {
-        RaftRole.Leader => "leader",
-        RaftRole.Follower => "follower",
-        RaftRole.Candidate => "candidate",
-        RaftRole.PreCandidate => "pre-candidate",
+        RaftState.Leader => "leader",
+        RaftState.Follower => "follower",
+        RaftState.Candidate => "candidate",
+        RaftState.PreCandidate => "pre-candidate",
         _ => role.ToString().ToLowerInvariant(),
     };
 }
