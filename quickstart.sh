@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Quick start: installs what is missing, publishes the NativeAOT binary to out/p2preplay and runs the built-in
-# example programs in KVM microVMs.
+# example programs in KVM microVMs, then forms a three-daemon cluster on loopback and kills its leader.
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -36,3 +36,7 @@ out/p2preplay log inspect "$log" | tail -4
 echo
 echo "==> a crash is reported like a shell would:"
 out/p2preplay run -- tests/guests/build/glibc/nullderef || echo "(exit status $?)"
+
+echo
+echo "==> the cluster: three daemons on loopback form a cluster, then the leader is killed"
+scripts/cluster-demo.sh out/p2preplay
