@@ -51,7 +51,7 @@ internal static class ReplayCommand
             using var log = new FileStream(options.Log, FileMode.Open, FileAccess.Read, FileShare.ReadWrite, 1 << 16);
             using var replayer = new Replayer(log);
             var header = replayer.Header;
-            var config = RecreateConfiguration(header, options);
+            var config = RecordingSession.RecreateConfiguration(header, options.Root, options.Program);
             var (_, hostCpu) = MicroVm.ProbeHost();
             if (hostCpu.ToString() != header.HostCpu)
                 Console.Error.WriteLine($"p2preplay: warning: recorded on {header.HostCpu}, replaying on {hostCpu}: instructions the VMM cannot trap (rdtsc, cpuid) may read differently");
@@ -78,7 +78,7 @@ internal static class ReplayCommand
             Console.Error.WriteLine($"p2preplay: {options.Log}: {e.Message}");
             return Unreadable;
         }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException or ProgramNotFoundException or ElfFormatException or VmConfigurationException)
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or ProgramNotFoundException or VmImageException or ElfFormatException or VmConfigurationException)
         {
             Console.Error.WriteLine($"p2preplay: {e.Message}");
             return Unreadable;
@@ -88,35 +88,5 @@ internal static class ReplayCommand
             Console.Error.WriteLine($"p2preplay: {e.Message}");
             return 3;
         }
-    }
-
-    /// <summary>The recorded VM configuration, with the program and image checked against the recorded hashes.</summary>
-    private static VmConfiguration RecreateConfiguration(LogHeader header, Options options)
-    {
-        string? root = options.Root ?? header.ImageRoot;
-        if (header.ImageSha256 == ImageHash.Empty) root = options.Root;
-        if (root is not null && !Directory.Exists(root)) throw new ProgramNotFoundException($"the recorded image {root} does not exist; give it with --root DIR");
-        string imageHash = ImageHash.Compute(root);
-        if (imageHash != header.ImageSha256)
-            throw new ProgramNotFoundException($"the image {(root ?? "(empty root)")} is not the one recorded (sha256 {imageHash}, recorded {header.ImageSha256}); give the right one with --root DIR");
-        string programHost = options.Program
-            ?? (root is not null && File.Exists(Path.Combine(root, header.ProgramPath.TrimStart('/'))) ? Path.Combine(root, header.ProgramPath.TrimStart('/')) : header.ProgramPath);
-        byte[] program;
-        try
-        {
-            program = File.ReadAllBytes(programHost);
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            throw new ProgramNotFoundException($"cannot read the recorded program {programHost}: {e.Message}; give it with --program PATH");
-        }
-        string programHash = ImageHash.Of(program);
-        if (programHash != header.ProgramSha256)
-            throw new ProgramNotFoundException($"{programHost} is not the recorded program (sha256 {programHash}, recorded {header.ProgramSha256})");
-        return new VmConfiguration(program, header.ProgramPath, header.Arguments, header.Environment, root, header.MemorySize)
-        {
-            Cpuid = RecordingSession.FromLeaves(header.Cpuid),
-            TrackGuestWrites = header.DigestMemory == DigestMemory.Written,
-        };
     }
 }

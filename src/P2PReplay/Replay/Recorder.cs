@@ -88,6 +88,9 @@ public sealed class Recorder : IDisposable
         _lastDigestCost = _lastDigestAt - started;
     }
 
+    /// <summary>Ends the current chunk now, so a live reader (a replica) gets what was recorded so far.</summary>
+    public void Flush() => _writer.Flush();
+
     public void Dispose() => _writer.Dispose();
 }
 

@@ -1,8 +1,7 @@
 using P2PReplay.Kvm;
 using P2PReplay.Replay;
-using P2PReplay.Vmm;
 
-namespace P2PReplay.Cli;
+namespace P2PReplay.Vmm;
 
 /// <summary>Glue between the VMM and the recorder/replayer (which know nothing of KVM).</summary>
 internal static class RecordingSession
@@ -51,4 +50,39 @@ internal static class RecordingSession
         DigestRateLimited = rateLimited,
         DigestMemory = config.TrackGuestWrites ? DigestMemory.Written : DigestMemory.Mapped,
     };
+
+    /// <summary>The recorded VM configuration, with the program and image checked against the recorded hashes.</summary>
+    /// <param name="root">The image directory (default: the recorded one).</param>
+    /// <param name="program">The program's host path (default: inside the image, else the recorded path).</param>
+    public static VmConfiguration RecreateConfiguration(LogHeader header, string? root, string? program)
+    {
+        string? chosenRoot = root ?? header.ImageRoot;
+        if (header.ImageSha256 == ImageHash.Empty) chosenRoot = root;
+        if (chosenRoot is not null && !Directory.Exists(chosenRoot)) throw new VmImageException($"the recorded image {chosenRoot} does not exist; give it with --root DIR");
+        string imageHash = ImageHash.Compute(chosenRoot);
+        if (imageHash != header.ImageSha256)
+            throw new VmImageException($"the image {(chosenRoot ?? "(empty root)")} is not the one recorded (sha256 {imageHash}, recorded {header.ImageSha256}); give the right one with --root DIR");
+        string programHost = program
+            ?? (chosenRoot is not null && File.Exists(Path.Combine(chosenRoot, header.ProgramPath.TrimStart('/'))) ? Path.Combine(chosenRoot, header.ProgramPath.TrimStart('/')) : header.ProgramPath);
+        byte[] bytes;
+        try
+        {
+            bytes = File.ReadAllBytes(programHost);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new VmImageException($"cannot read the recorded program {programHost}: {e.Message}; give it with --program PATH");
+        }
+        string programHash = ImageHash.Of(bytes);
+        if (programHash != header.ProgramSha256)
+            throw new VmImageException($"{programHost} is not the recorded program (sha256 {programHash}, recorded {header.ProgramSha256})");
+        return new VmConfiguration(bytes, header.ProgramPath, header.Arguments, header.Environment, chosenRoot, header.MemorySize)
+        {
+            Cpuid = FromLeaves(header.Cpuid),
+            TrackGuestWrites = header.DigestMemory == DigestMemory.Written,
+        };
+    }
 }
+
+/// <summary>The program or image a log names is missing or not the recorded one.</summary>
+internal sealed class VmImageException(string message) : Exception(message);
