@@ -172,7 +172,9 @@ public sealed class RaftNode
     /// </summary>
     public bool Compact(ulong index, byte[] stateMachineData)
     {
+        ArgumentNullException.ThrowIfNull(stateMachineData);
         if (index > log.Applied) throw new ArgumentOutOfRangeException(nameof(index), $"compact index {index} beyond applied {log.Applied}");
+        if (stateMachineData.Length > RaftCodec.MaxSnapshotBytes) throw new ArgumentOutOfRangeException(nameof(stateMachineData), $"snapshot of {stateMachineData.Length} bytes exceeds the wire limit {RaftCodec.MaxSnapshotBytes}");
         Snapshot current = storage.Snapshot;
         if (index <= current.Metadata.Index) return false;
         ulong term = storage.Term(index) ?? throw new InvalidOperationException($"entry {index} not in storage");
@@ -584,6 +586,7 @@ public sealed class RaftNode
     {
         ArgumentNullException.ThrowIfNull(data);
         if (type == EntryType.ConfChange && ConfChange.Decode(data).NodeId == 0) throw new ArgumentException("node id 0 is reserved", nameof(data));
+        if (data.Length > RaftCodec.MaxEntryBytes) return new ProposeResult(ProposeStatus.TooLarge, 0, Term, LeaderId);
         if (State != RaftState.Leader || !progress.ContainsKey(Id)) return new ProposeResult(ProposeStatus.NotLeader, 0, Term, State == RaftState.Leader ? 0 : LeaderId);
         if (leadTransferee != 0) return new ProposeResult(ProposeStatus.TransferInProgress, 0, Term, leadTransferee);
         if (type == EntryType.ConfChange)
@@ -621,6 +624,7 @@ public sealed class RaftNode
         ulong previous = pr.Next - 1;
         ulong? previousTerm = log.Term(previous);
         List<Entry>? entries = log.Slice(pr.Next, log.LastIndex + 1, config.MaxEntriesPerMessage);
+        if (entries is not null) TrimToByteLimit(entries);
         if (previousTerm is null || entries is null)
         {
             // The follower needs entries we compacted away.
@@ -635,6 +639,20 @@ public sealed class RaftNode
         if (pr.State == ReplicationState.Replicate && entries.Count > 0) pr.OptimisticUpdate(entries[^1].Index);
         else if (pr.State == ReplicationState.Probe) pr.ProbeSent = true;
         return true;
+    }
+
+    private void TrimToByteLimit(List<Entry> entries)
+    {
+        long bytes = 0;
+        for (int i = 0; i < entries.Count; i++)
+        {
+            bytes += entries[i].Data.Length;
+            if (i > 0 && bytes > config.MaxBytesPerMessage)
+            {
+                entries.RemoveRange(i, entries.Count - i);
+                return;
+            }
+        }
     }
 
     /// <summary>Commits what a quorum of voters persisted, if of the current term (figure 8); then tells followers.</summary>
