@@ -96,6 +96,20 @@ public sealed class RaftMembershipTests : IDisposable
     }
 
     [Fact]
+    public void Snapshot_matching_our_log_acknowledges_only_its_own_index()
+    {
+        var storage = new MemoryRaftStorage();
+        ConfState conf = new([1, 2, 3], []);
+        storage.Save(new HardState(2, 0, 2), [.. new ulong[] { 1, 1, 1, 2, 2 }.Select((term, i) => new Entry(term, (ulong)i + 1, EntryType.Normal, []))], new Snapshot(new SnapshotMetadata(0, 0, conf), []));
+        var follower = new RaftNode(new RaftConfig { Id = 2 }, storage, new Random(1));
+        follower.Step(new Message { Type = MessageType.InstallSnapshot, From = 1, To = 2, Term = 3, Snapshot = new Snapshot(new SnapshotMetadata(3, 1, conf), [1]) });
+        Message ack = Assert.Single(follower.TakeReady().Messages);
+        Assert.Equal((MessageType.AppendResponse, false, 3UL), (ack.Type, ack.Reject, ack.Index));
+        Assert.Equal(3UL, follower.Commit);
+        Assert.Equal(5UL, follower.LastIndex);
+    }
+
+    [Fact]
     public void Ready_must_be_advanced_before_the_next_one_and_steps_in_between_are_kept()
     {
         var cluster = new SimCluster(33, [1]);

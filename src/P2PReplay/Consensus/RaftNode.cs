@@ -415,7 +415,8 @@ public sealed class RaftNode
             confEntries.Clear();
             RecomputeConf();
         }
-        Send(new Message { Type = MessageType.AppendResponse, From = Id, To = m.From, Term = Term, Index = log.LastIndex });
+        // Acknowledge the snapshot's index only: entries past it were not checked against the leader's log.
+        Send(new Message { Type = MessageType.AppendResponse, From = Id, To = m.From, Term = Term, Index = index });
     }
 
     // ---- roles ----
