@@ -26,6 +26,19 @@ public sealed class RaftBasicTests
     }
 
     [Fact]
+    public void Status_reports_leader_progress()
+    {
+        var cluster = new SimCluster(4, [1, 2, 3]);
+        RaftNode leader = cluster.ElectLeader();
+        ulong index = cluster.ProposeAndCommit([5]);
+        RaftStatus status = leader.Status();
+        Assert.Equal((RaftState.Leader, leader.Id, index), (status.State, status.LeaderId, status.Commit));
+        Assert.Equal(3, status.Progress.Count);
+        Assert.All(status.Progress.Values, p => Assert.Equal(index, p.Match));
+        Assert.Empty(cluster.LiveNodes.First(n => n.Id != leader.Id).Status().Progress);
+    }
+
+    [Fact]
     public void Follower_rejects_proposal_with_leader_hint()
     {
         var cluster = new SimCluster(3, [1, 2, 3]);

@@ -62,3 +62,18 @@ public readonly record struct ProposeResult(ProposeStatus Status, ulong Index, u
 {
     public bool Accepted => Status == ProposeStatus.Accepted;
 }
+
+/// <summary>A point-in-time view of a node (Progress is empty unless it leads).</summary>
+public sealed record RaftStatus(
+    ulong Id,
+    RaftState State,
+    ulong Term,
+    ulong Vote,
+    ulong LeaderId,
+    ulong Commit,
+    ulong Applied,
+    ulong FirstIndex,
+    ulong LastIndex,
+    ConfState ConfState,
+    ulong LeadTransferee,
+    IReadOnlyDictionary<ulong, PeerProgress> Progress);

@@ -93,6 +93,9 @@ public sealed class RaftNode
     /// <summary>The leader's view of each member (empty unless leader).</summary>
     public IReadOnlyDictionary<ulong, PeerProgress> Progress => State == RaftState.Leader ? progress.ToDictionary(p => p.Key, p => p.Value.View) : new Dictionary<ulong, PeerProgress>();
 
+    /// <summary>Everything an operator's `status` shows, in one immutable value.</summary>
+    public RaftStatus Status() => new(Id, State, Term, Vote, LeaderId, log.Committed, log.Applied, log.FirstIndex, log.LastIndex, ConfState, leadTransferee, Progress);
+
     /// <summary>Term of a log entry, or null if compacted/absent (for tests and diagnostics).</summary>
     public ulong? TermAt(ulong index) => log.Term(index);
 
