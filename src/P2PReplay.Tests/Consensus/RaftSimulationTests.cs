@@ -204,6 +204,8 @@ internal sealed class ChaosRun
             else if (roll < 0.04) cluster.Heal();
             if (chaos.NextDouble() < 0.3) ProposeSomewhere();
             if (membership && chaos.NextDouble() < 0.02) ChangeMembership(ids);
+            if (chaos.NextDouble() < 0.005 && cluster.Leader is { } transferring) transferring.TransferLeadership(ids[chaos.Next(ids.Length)]);
+            if (chaos.NextDouble() < 0.003 && cluster.Peers[ids[chaos.Next(ids.Length)]].Node is { } impatient) impatient.Campaign();
             cluster.Step();
             CheckEveryStep();
             if (Trace is not null && step % 50 == 0)
