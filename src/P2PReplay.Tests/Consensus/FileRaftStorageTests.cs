@@ -180,4 +180,55 @@ public sealed class FileRaftStorageTests : IDisposable
         Assert.Equal(5UL, recovered.FirstIndex);
         Assert.Equal(6UL, recovered.LastIndex);
     }
+
+    /// <summary>Random saves, truncations, snapshots, compactions and reopenings: the file storage behaves like the memory model.</summary>
+    [Fact]
+    public void Behaves_like_the_memory_model_across_reopens()
+    {
+        var random = new Random(77);
+        var model = new MemoryRaftStorage();
+        var file = new FileRaftStorage(Dir());
+        ulong term = 1;
+        for (int op = 0; op < 400; op++)
+        {
+            switch (random.Next(10))
+            {
+                case < 6:
+                    {
+                        ulong start = model.FirstIndex + (ulong)random.Next((int)(model.LastIndex - model.FirstIndex + 2));
+                        if (random.Next(3) == 0) term++;
+                        Entry[] entries = [.. Enumerable.Range(0, 1 + random.Next(5)).Select(i => new Entry(term, start + (ulong)i, random.Next(4) == 0 ? EntryType.ConfChange : EntryType.Normal, random.Next(4) == 0 ? new ConfChange(ConfChangeType.AddLearner, (ulong)random.Next(1, 9)).Encode() : [(byte)op, (byte)i]))];
+                        HardState? hs = random.Next(2) == 0 ? new HardState(term, (ulong)random.Next(4), model.FirstIndex - 1) : null;
+                        model.Save(hs, entries, null);
+                        file.Save(hs, entries, null);
+                        break;
+                    }
+                case 6 when model.LastIndex > model.FirstIndex:
+                    {
+                        ulong index = model.FirstIndex + (ulong)random.Next((int)(model.LastIndex - model.FirstIndex));
+                        var snapshot = new Snapshot(new SnapshotMetadata(index, model.Term(index)!.Value, new ConfState([1, (ulong)op + 2], [])), [(byte)op]);
+                        model.Compact(snapshot);
+                        file.Compact(snapshot);
+                        break;
+                    }
+                case 7:
+                    {
+                        // A leader's snapshot, matching our log or not.
+                        ulong index = model.Snapshot.Metadata.Index + (ulong)random.Next(1, 8);
+                        ulong snapshotTerm = random.Next(2) == 0 && model.Term(index) is { } t ? t : ++term;
+                        var snapshot = new Snapshot(new SnapshotMetadata(index, snapshotTerm, new ConfState([1, 2, 3], [(ulong)op + 10])), [1, 2]);
+                        model.Save(null, [], snapshot);
+                        file.Save(null, [], snapshot);
+                        break;
+                    }
+                default:
+                    file.Dispose();
+                    file = new FileRaftStorage(Dir());
+                    break;
+            }
+            AssertSameLog(model, file);
+            Assert.Equal(model.InitialState().ConfState, file.InitialState().ConfState);
+        }
+        file.Dispose();
+    }
 }

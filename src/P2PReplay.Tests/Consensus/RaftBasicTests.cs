@@ -26,6 +26,19 @@ public sealed class RaftBasicTests
     }
 
     [Fact]
+    public void Status_reports_leader_progress()
+    {
+        var cluster = new SimCluster(4, [1, 2, 3]);
+        RaftNode leader = cluster.ElectLeader();
+        ulong index = cluster.ProposeAndCommit([5]);
+        RaftStatus status = leader.Status();
+        Assert.Equal((RaftState.Leader, leader.Id, index), (status.State, status.LeaderId, status.Commit));
+        Assert.Equal(3, status.Progress.Count);
+        Assert.All(status.Progress.Values, p => Assert.Equal(index, p.Match));
+        Assert.Empty(cluster.LiveNodes.First(n => n.Id != leader.Id).Status().Progress);
+    }
+
+    [Fact]
     public void Follower_rejects_proposal_with_leader_hint()
     {
         var cluster = new SimCluster(3, [1, 2, 3]);
@@ -34,5 +47,31 @@ public sealed class RaftBasicTests
         ProposeResult result = follower.Propose([1]);
         Assert.Equal(ProposeStatus.NotLeader, result.Status);
         Assert.Equal(leader.Id, result.LeaderId);
+    }
+}
+
+public sealed class RaftLimitTests
+{
+    [Fact]
+    public void Appends_respect_the_byte_limit_but_always_carry_one_entry()
+    {
+        var cluster = new SimCluster(41, [1, 2, 3], id => new RaftConfig { Id = id, MaxBytesPerMessage = 1000 });
+        RaftNode leader = cluster.ElectLeader();
+        List<Message> appends = [];
+        cluster.OnPersisted = (peer, ready) => appends.AddRange(ready.Messages.Where(m => m.Type == MessageType.Append));
+        for (int i = 0; i < 10; i++) leader.Propose(new byte[400]);
+        leader.Propose(new byte[5000]);
+        cluster.Run(30);
+        Assert.All(appends, m => Assert.True(m.Entries.Count <= 1 || m.Entries.Sum(e => e.Data.Length) <= 1000));
+        Assert.Contains(appends, m => m.Entries.Any(e => e.Data.Length == 5000));
+        Assert.All(cluster.LiveNodes, n => Assert.Equal(leader.LastIndex, n.Commit));
+    }
+
+    [Fact]
+    public void Oversized_proposal_is_refused()
+    {
+        var cluster = new SimCluster(42, [1]);
+        RaftNode leader = cluster.ElectLeader();
+        Assert.Equal(ProposeStatus.TooLarge, leader.Propose(new byte[RaftCodec.MaxEntryBytes + 1]).Status);
     }
 }

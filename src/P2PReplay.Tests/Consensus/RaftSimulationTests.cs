@@ -204,6 +204,8 @@ internal sealed class ChaosRun
             else if (roll < 0.04) cluster.Heal();
             if (chaos.NextDouble() < 0.3) ProposeSomewhere();
             if (membership && chaos.NextDouble() < 0.02) ChangeMembership(ids);
+            if (chaos.NextDouble() < 0.005 && cluster.Leader is { } transferring) transferring.TransferLeadership(ids[chaos.Next(ids.Length)]);
+            if (chaos.NextDouble() < 0.003 && cluster.Peers[ids[chaos.Next(ids.Length)]].Node is { } impatient) impatient.Campaign();
             cluster.Step();
             CheckEveryStep();
             if (Trace is not null && step % 50 == 0)
@@ -320,6 +322,19 @@ internal sealed class ChaosRun
         foreach (RaftNode node in cluster.LiveNodes)
         {
             if (node.Commit > node.LastIndex) Fail($"node {node.Id} commit {node.Commit} beyond last index {node.LastIndex}");
+        }
+        // The leader's Match for a peer must really match the peer's log (what commits are counted on), as long as
+        // nobody moved to a newer term (which may legitimately rewrite the peer's log).
+        ulong newestTerm = cluster.LiveNodes.Select(n => n.Term).DefaultIfEmpty().Max();
+        foreach (RaftNode leader in cluster.LiveNodes.Where(n => n.State == RaftState.Leader && n.Term == newestTerm))
+        {
+            foreach ((ulong peerId, PeerProgress progress) in leader.Progress)
+            {
+                if (peerId == leader.Id || progress.Match == 0 || cluster.Peers[peerId].Node is not { } peer) continue;
+                ulong? theirs = peer.TermAt(progress.Match), ours = leader.TermAt(progress.Match);
+                if (theirs is not null && ours is not null && theirs != ours) Fail($"leader {leader.Id} believes {peerId} matches at {progress.Match} (term {ours}) but it holds term {theirs}");
+                if (theirs is null && peer.LastIndex < progress.Match && peer.Term == leader.Term) Fail($"leader {leader.Id} believes {peerId} has {progress.Match} but its log ends at {peer.LastIndex}");
+            }
         }
     }
 

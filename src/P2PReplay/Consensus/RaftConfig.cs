@@ -19,6 +19,9 @@ public sealed record RaftConfig
 
     public int MaxEntriesPerMessage { get; init; } = 64;
 
+    /// <summary>Soft cap on entry bytes per append (a single larger entry still goes alone).</summary>
+    public int MaxBytesPerMessage { get; init; } = 1 << 20;
+
     public int MaxCommittedEntriesPerReady { get; init; } = 1024;
 
     /// <summary>For a brand-new cluster: the initial voters, identical on every founding node. Ignored when storage is not empty; empty for a node joining an existing cluster.</summary>
@@ -31,7 +34,8 @@ public sealed record RaftConfig
     {
         if (Id == 0) throw new ArgumentException("node id 0 is reserved for 'none'");
         if (HeartbeatTicks <= 0 || ElectionTicks <= HeartbeatTicks) throw new ArgumentException("need 0 < HeartbeatTicks < ElectionTicks");
-        if (MaxInflightMessages <= 0 || MaxEntriesPerMessage <= 0 || MaxCommittedEntriesPerReady <= 0) throw new ArgumentException("limits must be positive");
+        if (MaxInflightMessages <= 0 || MaxEntriesPerMessage <= 0 || MaxCommittedEntriesPerReady <= 0 || MaxBytesPerMessage <= 0) throw new ArgumentException("limits must be positive");
+        if (MaxEntriesPerMessage > RaftCodec.MaxEntries) throw new ArgumentException($"MaxEntriesPerMessage above the wire limit {RaftCodec.MaxEntries}");
     }
 }
 
@@ -48,6 +52,9 @@ public enum ProposeStatus
     NotLeader,
     TransferInProgress,
     ConfChangePending,
+
+    /// <summary>The data exceeds what the wire format carries in one entry (<see cref="RaftCodec.MaxEntryBytes"/>).</summary>
+    TooLarge,
 }
 
 /// <summary>Outcome of a proposal: where the entry went, or whom to ask instead (LeaderId 0: unknown).</summary>
@@ -55,3 +62,18 @@ public readonly record struct ProposeResult(ProposeStatus Status, ulong Index, u
 {
     public bool Accepted => Status == ProposeStatus.Accepted;
 }
+
+/// <summary>A point-in-time view of a node (Progress is empty unless it leads).</summary>
+public sealed record RaftStatus(
+    ulong Id,
+    RaftState State,
+    ulong Term,
+    ulong Vote,
+    ulong LeaderId,
+    ulong Commit,
+    ulong Applied,
+    ulong FirstIndex,
+    ulong LastIndex,
+    ConfState ConfState,
+    ulong LeadTransferee,
+    IReadOnlyDictionary<ulong, PeerProgress> Progress);

@@ -93,6 +93,9 @@ public sealed class RaftNode
     /// <summary>The leader's view of each member (empty unless leader).</summary>
     public IReadOnlyDictionary<ulong, PeerProgress> Progress => State == RaftState.Leader ? progress.ToDictionary(p => p.Key, p => p.Value.View) : new Dictionary<ulong, PeerProgress>();
 
+    /// <summary>Everything an operator's `status` shows, in one immutable value.</summary>
+    public RaftStatus Status() => new(Id, State, Term, Vote, LeaderId, log.Committed, log.Applied, log.FirstIndex, log.LastIndex, ConfState, leadTransferee, Progress);
+
     /// <summary>Term of a log entry, or null if compacted/absent (for tests and diagnostics).</summary>
     public ulong? TermAt(ulong index) => log.Term(index);
 
@@ -172,7 +175,9 @@ public sealed class RaftNode
     /// </summary>
     public bool Compact(ulong index, byte[] stateMachineData)
     {
+        ArgumentNullException.ThrowIfNull(stateMachineData);
         if (index > log.Applied) throw new ArgumentOutOfRangeException(nameof(index), $"compact index {index} beyond applied {log.Applied}");
+        if (stateMachineData.Length > RaftCodec.MaxSnapshotBytes) throw new ArgumentOutOfRangeException(nameof(stateMachineData), $"snapshot of {stateMachineData.Length} bytes exceeds the wire limit {RaftCodec.MaxSnapshotBytes}");
         Snapshot current = storage.Snapshot;
         if (index <= current.Metadata.Index) return false;
         ulong term = storage.Term(index) ?? throw new InvalidOperationException($"entry {index} not in storage");
@@ -413,7 +418,8 @@ public sealed class RaftNode
             confEntries.Clear();
             RecomputeConf();
         }
-        Send(new Message { Type = MessageType.AppendResponse, From = Id, To = m.From, Term = Term, Index = log.LastIndex });
+        // Acknowledge the snapshot's index only: entries past it were not checked against the leader's log.
+        Send(new Message { Type = MessageType.AppendResponse, From = Id, To = m.From, Term = Term, Index = index });
     }
 
     // ---- roles ----
@@ -584,6 +590,7 @@ public sealed class RaftNode
     {
         ArgumentNullException.ThrowIfNull(data);
         if (type == EntryType.ConfChange && ConfChange.Decode(data).NodeId == 0) throw new ArgumentException("node id 0 is reserved", nameof(data));
+        if (data.Length > RaftCodec.MaxEntryBytes) return new ProposeResult(ProposeStatus.TooLarge, 0, Term, LeaderId);
         if (State != RaftState.Leader || !progress.ContainsKey(Id)) return new ProposeResult(ProposeStatus.NotLeader, 0, Term, State == RaftState.Leader ? 0 : LeaderId);
         if (leadTransferee != 0) return new ProposeResult(ProposeStatus.TransferInProgress, 0, Term, leadTransferee);
         if (type == EntryType.ConfChange)
@@ -621,6 +628,7 @@ public sealed class RaftNode
         ulong previous = pr.Next - 1;
         ulong? previousTerm = log.Term(previous);
         List<Entry>? entries = log.Slice(pr.Next, log.LastIndex + 1, config.MaxEntriesPerMessage);
+        if (entries is not null) TrimToByteLimit(entries);
         if (previousTerm is null || entries is null)
         {
             // The follower needs entries we compacted away.
@@ -635,6 +643,20 @@ public sealed class RaftNode
         if (pr.State == ReplicationState.Replicate && entries.Count > 0) pr.OptimisticUpdate(entries[^1].Index);
         else if (pr.State == ReplicationState.Probe) pr.ProbeSent = true;
         return true;
+    }
+
+    private void TrimToByteLimit(List<Entry> entries)
+    {
+        long bytes = 0;
+        for (int i = 0; i < entries.Count; i++)
+        {
+            bytes += entries[i].Data.Length;
+            if (i > 0 && bytes > config.MaxBytesPerMessage)
+            {
+                entries.RemoveRange(i, entries.Count - i);
+                return;
+            }
+        }
     }
 
     /// <summary>Commits what a quorum of voters persisted, if of the current term (figure 8); then tells followers.</summary>

@@ -30,7 +30,8 @@ public sealed class FileRaftStorage : IRaftStorage, IDisposable
         logPath = Path.Combine(directory, "log");
         hardState = ReadHardState();
         Snapshot snapshot = ReadSnapshot();
-        List<Entry> entries = ReadLog(out bool rewrite);
+        List<Entry> entries = ReadLog();
+        bool rewrite = false;
         // Reconcile with the snapshot: a crash between writing a snapshot and rewriting the log leaves older entries.
         if (entries.Count > 0 && entries[0].Index <= snapshot.Metadata.Index)
         {
@@ -172,9 +173,8 @@ public sealed class FileRaftStorage : IRaftStorage, IDisposable
         }
     }
 
-    private List<Entry> ReadLog(out bool rewrite)
+    private List<Entry> ReadLog()
     {
-        rewrite = false;
         List<Entry> entries = [];
         if (!File.Exists(logPath)) return entries;
         byte[] bytes = File.ReadAllBytes(logPath);
