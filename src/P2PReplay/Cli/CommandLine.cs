@@ -20,6 +20,8 @@ internal static class CommandLine
                   this node, the Raft leader and term, the members
           peers [--json] [--socket PATH]
                   the cluster's members: id, address, site, state, last seen, round-trip time
+          vm create NAME [--replicas N] -- PROGRAM [ARGS...] | vm list | vm show NAME | vm logs NAME | vm stop NAME
+                  replicated VMs: the primary records, replicas replay its log live
           cluster init | cluster join TOKEN [--socket PATH]
                   create a cluster (prints a join token) or join one
           help    show this text
@@ -43,6 +45,7 @@ internal static class CommandLine
                 "status" => AdminCommands.Status(args.AsSpan(1)),
                 "peers" => AdminCommands.Peers(args.AsSpan(1)),
                 "cluster" => AdminCommands.Cluster(args.AsSpan(1)),
+                "vm" => VmCommands.Execute(args.AsSpan(1)),
                 _ => throw new UsageException($"unknown command '{args[0]}'"),
             };
         }

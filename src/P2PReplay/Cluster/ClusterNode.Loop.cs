@@ -1,5 +1,6 @@
 using System.Globalization;
 using Microsoft.Extensions.Logging;
+using P2PReplay.Cluster.Vms;
 using P2PReplay.Consensus;
 using P2PReplay.Consensus.Storage;
 using P2PReplay.Discovery.Gossip;
@@ -63,6 +64,7 @@ internal sealed partial class ClusterNode
         secret = clusterSecret;
         network = peers;
         outbox = new PeerOutbox(peers);
+        vms = new VmManager(identity.NodeId, peers, loggers.CreateLogger("p2preplay.vm"), () => NowMs);
         gossip = members;
         raftStorage = storage;
         raft = consensus;
@@ -164,6 +166,7 @@ internal sealed partial class ClusterNode
             foreach (var message in ready.Messages) SendRaft(message);
             foreach (var entry in ready.CommittedEntries) Apply(entry);
             raft.Advance(ready);
+            if (ready.CommittedEntries.Count > 0 || ready.Snapshot is not null) AfterApply();
             if (state.AppliedIndex >= lastCompactedIndex + CompactEvery && raft.Compact(state.AppliedIndex, state.Snapshot()))
                 lastCompactedIndex = state.AppliedIndex;
         }
@@ -256,8 +259,14 @@ internal sealed partial class ClusterNode
                     raft?.Step(decoded);
                 });
                 break;
+            case ChannelKind.VmLog:
+                vms?.OnMessage(message.RemoteNodeId, message.Payload);
+                break;
+            case ChannelKind.Control:
+                OnControlMessage(message);
+                break;
             default:
-                ClusterLog.DroppedMessage(logger, message.Kind.ToString(), message.RemoteNodeId, "no handler for this channel yet");
+                ClusterLog.DroppedMessage(logger, message.Kind.ToString(), message.RemoteNodeId, "no handler for this channel");
                 break;
         }
     }

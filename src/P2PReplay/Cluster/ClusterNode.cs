@@ -4,6 +4,7 @@ using System.Net.NetworkInformation;
 using System.Net.Sockets;
 using System.Threading.Channels;
 using Microsoft.Extensions.Logging;
+using P2PReplay.Cluster.Vms;
 using P2PReplay.Consensus;
 using P2PReplay.Consensus.Storage;
 using P2PReplay.Daemon;
@@ -172,6 +173,7 @@ internal sealed partial class ClusterNode : IClusterControl, IAsyncDisposable
             }
         }
         lan?.Dispose();
+        vms?.Dispose();
         if (outbox is not null) await outbox.DisposeAsync().ConfigureAwait(false);
         if (network is not null) await network.DisposeAsync().ConfigureAwait(false);
         raftStorage?.Dispose();

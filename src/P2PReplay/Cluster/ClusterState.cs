@@ -3,8 +3,11 @@ using System.Text.Json.Serialization;
 
 namespace P2PReplay.Cluster;
 
-/// <summary>Where one VM runs: its fencing epoch, its primary and replicas (node ids), and its image's hash.</summary>
-internal sealed record Placement(string Vm, ulong Epoch, string Primary, IReadOnlyList<string> Replicas, string ImageHash);
+/// <summary>Where one VM runs: its fencing epoch, its primary and replicas (node ids), its image's hash and what it runs.</summary>
+internal sealed record Placement(string Vm, ulong Epoch, string Primary, IReadOnlyList<string> Replicas, string ImageHash, VmSpec? Spec = null);
+
+/// <summary>What a VM runs: the program (by path, checked against its SHA-256 on every node), argv, env, memory.</summary>
+internal sealed record VmSpec(string ProgramPath, IReadOnlyList<string> Arguments, IReadOnlyList<string> Environment, long MemoryBytes, string ProgramSha256);
 
 /// <summary>A change to the replicated cluster state, carried in a Raft log entry.</summary>
 [JsonPolymorphic(TypeDiscriminatorPropertyName = "op")]

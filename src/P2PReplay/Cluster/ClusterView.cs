@@ -44,4 +44,17 @@ internal interface IClusterControl
 
     /// <summary>Stores the token's secret and dials its seeds.</summary>
     Task JoinAsync(string token, CancellationToken cancel);
+
+    /// <summary>Asks the leader to place a new VM; completes when the placement is applied here.</summary>
+    Task<Placement> CreateVmAsync(string name, int replicaCount, VmSpec spec, CancellationToken cancel);
+
+    /// <summary>Asks the leader to remove a VM; completes when the removal is applied here.</summary>
+    Task StopVmAsync(string name, CancellationToken cancel);
+
+    IReadOnlyList<Vms.VmView> ListVms();
+
+    Vms.VmView? ShowVm(string name);
+
+    /// <summary>The guest's output this node may show (null: it runs no copy of the VM).</summary>
+    byte[]? VmOutput(string name);
 }

@@ -7,7 +7,7 @@ internal static class ControlApi
 {
     public static string Version { get; } = typeof(ControlApi).Assembly.GetName().Version?.ToString(3) ?? "0.0.0";
 
-    public static ControlRouter Build(IClusterControl node) => new ControlRouter()
+    public static ControlRouter Build(IClusterControl node) => new ControlRouter().MapVms(node)
         .Map("GET", "/v1/status", (_, _, _) => Task.FromResult(ControlRouter.Json(200, ToBody(node.Status()), ControlJsonContext.Default.StatusBody)))
         .Map("GET", "/v1/peers", (_, _, _) => Task.FromResult(ControlRouter.Json(200, node.Status().Members.Select(ToBody).ToList(), ControlJsonContext.Default.ListPeerBody)))
         .Map("POST", "/v1/cluster/init", async (request, _, cancel) =>
@@ -35,6 +35,76 @@ internal static class ControlApi
                 return ControlRouter.Error(e.Status, e.Message);
             }
         });
+
+    private static async Task<HttpResponse> Guard(Func<Task<HttpResponse>> handler)
+    {
+        try
+        {
+            return await handler().ConfigureAwait(false);
+        }
+        catch (ClusterException e)
+        {
+            return ControlRouter.Error(e.Status, e.Message);
+        }
+    }
+
+    private static ControlRouter MapVms(this ControlRouter router, IClusterControl node) => router
+        .Map("POST", "/v1/vms", (request, _, cancel) => Guard(async () =>
+        {
+            var body = ControlRouter.ReadBody(request, ControlJsonContext.Default.VmCreateBody);
+            var spec = BuildSpec(body);
+            var placement = await node.CreateVmAsync(body.Name, body.Replicas, spec, cancel).ConfigureAwait(false);
+            var view = node.ShowVm(placement.Vm);
+            return view is null ? ControlRouter.Error(409, $"{body.Name} was removed again") : ControlRouter.Json(201, ToBody(view), ControlJsonContext.Default.VmBody);
+        }))
+        .Map("GET", "/v1/vms", (_, _, _) => Guard(() =>
+            Task.FromResult(ControlRouter.Json(200, node.ListVms().Select(ToBody).ToList(), ControlJsonContext.Default.ListVmBody))))
+        .Map("GET", "/v1/vms/{name}", (_, values, _) => Guard(() => Task.FromResult(node.ShowVm(values["name"]) is { } view
+            ? ControlRouter.Json(200, ToBody(view), ControlJsonContext.Default.VmBody)
+            : ControlRouter.Error(404, $"no VM named {values["name"]}"))))
+        .Map("GET", "/v1/vms/{name}/logs", (_, values, _) => Guard(() =>
+        {
+            string name = values["name"];
+            if (node.ShowVm(name) is not { } view) return Task.FromResult(ControlRouter.Error(404, $"no VM named {name}"));
+            return Task.FromResult(node.VmOutput(name) is { } output
+                ? new HttpResponse(200, output, "text/plain; charset=utf-8")
+                : ControlRouter.Error(409, $"this node runs no copy of {name}; ask its primary {view.Placement.Primary} or a replica ({string.Join(", ", view.Placement.Replicas)})"));
+        }))
+        .Map("DELETE", "/v1/vms/{name}", (_, values, cancel) => Guard(async () =>
+        {
+            await node.StopVmAsync(values["name"], cancel).ConfigureAwait(false);
+            return ControlRouter.Json(200, new ErrorBody($"{values["name"]} stopped"), ControlJsonContext.Default.ErrorBody);
+        }))
+        .Map("POST", "/v1/vms/{name}/failover", (_, values, _) =>
+            Task.FromResult(ControlRouter.Error(501, $"planned switchover of {values["name"]} is not implemented yet")));
+
+    /// <summary>Checks a create request and pins the program by its SHA-256 (every node verifies it before running).</summary>
+    private static VmSpec BuildSpec(VmCreateBody body)
+    {
+        if (body.Name is not { Length: > 0 and <= 64 } || !body.Name.All(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_' or '.'))
+            throw new ClusterException("a VM name is 1-64 letters, digits, '-', '_' or '.'", 400);
+        if (body.Replicas is < 0 or > 8) throw new ClusterException("replicas must be 0 to 8", 400);
+        if (!Path.IsPathFullyQualified(body.Program)) throw new ClusterException("the program must be an absolute path (the same on every node)", 400);
+        long memory = (body.MemoryMib ?? 256) << 20;
+        if (body.MemoryMib is < 16 or > 3072) throw new ClusterException("memory_mib must be 16 to 3072", 400);
+        byte[] program;
+        try
+        {
+            program = File.ReadAllBytes(body.Program);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new ClusterException($"cannot read {body.Program} on this node: {e.Message}", 400);
+        }
+        var arguments = new List<string> { body.Program };
+        arguments.AddRange(body.Arguments ?? []);
+        return new VmSpec(body.Program, arguments, body.Environment ?? [], memory, Replay.ImageHash.Of(program));
+    }
+
+    private static VmBody ToBody(Cluster.Vms.VmView view) => new(
+        view.Placement.Vm, view.Placement.Epoch, view.Placement.Primary, view.Placement.Replicas, view.Placement.ImageHash,
+        view.Placement.Spec?.ProgramPath ?? "", view.Placement.Spec?.Arguments ?? [], view.Role, view.State, view.Error, view.Exits, view.LogBytes,
+        view.Replicas.Select(r => new ReplicaBody(r.NodeId, r.State, r.ReplayedExits, r.ReceivedBytes, r.LagExits, r.LagMs < 0 ? null : r.LagMs, r.Live)).ToList());
 
     private static StatusBody ToBody(NodeStatus status) => new(
         status.NodeId, status.Address, status.Site, status.InCluster, status.RaftState, status.Leader, status.Term, status.CommitIndex,

@@ -54,10 +54,33 @@ internal sealed class ControlClient : IDisposable
         return SendAsync(new HttpRequestMessage(HttpMethod.Post, path) { Content = content }, type, cancel);
     }
 
+    public Task<T> DeleteAsync<T>(string path, JsonTypeInfo<T> type, CancellationToken cancel = default) =>
+        SendAsync(new HttpRequestMessage(HttpMethod.Delete, path), type, cancel);
+
+    /// <summary>A non-JSON answer (the guest's output): the raw body.</summary>
+    public async Task<byte[]> GetBytesAsync(string path, CancellationToken cancel = default)
+    {
+        var raw = await SendRawAsync(new HttpRequestMessage(HttpMethod.Get, path), cancel).ConfigureAwait(false);
+        return raw.Body;
+    }
+
     public Task<T> PostAsync<T>(string path, JsonTypeInfo<T> type, CancellationToken cancel = default) =>
         SendAsync(new HttpRequestMessage(HttpMethod.Post, path), type, cancel);
 
     private async Task<T> SendAsync<T>(HttpRequestMessage request, JsonTypeInfo<T> type, CancellationToken cancel)
+    {
+        var raw = await SendRawAsync(request, cancel).ConfigureAwait(false);
+        try
+        {
+            return JsonSerializer.Deserialize(raw.Body, type) ?? throw new ControlException("the daemon answered null");
+        }
+        catch (JsonException e)
+        {
+            throw new ControlException($"the daemon's answer is not the expected JSON: {e.Message}");
+        }
+    }
+
+    private async Task<(int Status, byte[] Body)> SendRawAsync(HttpRequestMessage request, CancellationToken cancel)
     {
         using (request)
         {
@@ -95,14 +118,7 @@ internal sealed class ControlClient : IDisposable
                     }
                     throw new ControlException(message, (int)response.StatusCode);
                 }
-                try
-                {
-                    return JsonSerializer.Deserialize(body, type) ?? throw new ControlException("the daemon answered null");
-                }
-                catch (JsonException e)
-                {
-                    throw new ControlException($"the daemon's answer is not the expected JSON: {e.Message}");
-                }
+                return ((int)response.StatusCode, body);
             }
         }
     }

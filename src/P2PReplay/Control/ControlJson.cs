@@ -40,6 +40,28 @@ internal sealed record InitBody(bool IncludeSeeds = true);
 /// <summary>POST /v1/cluster/init answers with the join token; POST /v1/cluster/join takes one.</summary>
 internal sealed record TokenBody(string Token);
 
+/// <summary>POST /v1/vms: the VM to create. The program must be a static x86-64 ELF at the same path on every node.</summary>
+internal sealed record VmCreateBody(string Name, int Replicas, string Program, IReadOnlyList<string>? Arguments = null, IReadOnlyList<string>? Environment = null, long? MemoryMib = null);
+
+/// <summary>One replica's position.</summary>
+internal sealed record ReplicaBody(string NodeId, string State, long ReplayedExits, long ReceivedBytes, long LagExits, long? LagMs, bool Live);
+
+/// <summary>A VM: its placement and, from the node answering, its copy's progress.</summary>
+internal sealed record VmBody(
+    string Name,
+    ulong Epoch,
+    string Primary,
+    IReadOnlyList<string> Replicas,
+    string ImageHash,
+    string Program,
+    IReadOnlyList<string> Arguments,
+    string Role,
+    string State,
+    string? Error,
+    long Exits,
+    long LogBytes,
+    IReadOnlyList<ReplicaBody> ReplicaStatus);
+
 [JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.SnakeCaseLower, WriteIndented = true,
     DefaultIgnoreCondition = JsonIgnoreCondition.Never)]
 [JsonSerializable(typeof(ErrorBody))]
@@ -48,4 +70,7 @@ internal sealed record TokenBody(string Token);
 [JsonSerializable(typeof(List<PeerBody>))]
 [JsonSerializable(typeof(TokenBody))]
 [JsonSerializable(typeof(InitBody))]
+[JsonSerializable(typeof(VmCreateBody))]
+[JsonSerializable(typeof(VmBody))]
+[JsonSerializable(typeof(List<VmBody>))]
 internal sealed partial class ControlJsonContext : JsonSerializerContext;

@@ -1,0 +1,196 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using P2PReplay.Cluster.Vms;
+using P2PReplay.Consensus;
+using P2PReplay.Discovery.Gossip;
+using P2PReplay.Transport;
+
+namespace P2PReplay.Cluster;
+
+/// <summary>A request to create or stop a VM, sent to the Raft leader (which alone places VMs).</summary>
+internal sealed record VmRequest(string Op, string Name, int Replicas = 0, VmSpec? Spec = null);
+
+/// <summary>The leader's refusal of a VM request (success shows as the placement being applied).</summary>
+internal sealed record VmRequestFailed(string Name, string Error);
+
+/// <summary>Node-to-node control messages (ChannelKind.Control).</summary>
+internal sealed record ControlEnvelope(VmRequest? Request = null, VmRequestFailed? Failed = null);
+
+[JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.SnakeCaseLower)]
+[JsonSerializable(typeof(ControlEnvelope))]
+internal sealed partial class ControlEnvelopeJsonContext : JsonSerializerContext;
+
+internal sealed partial class ClusterNode
+{
+    private static readonly TimeSpan VmRequestTimeout = TimeSpan.FromSeconds(10);
+    private readonly Dictionary<string, (string Op, TaskCompletionSource<Placement?> Done)> pendingVmRequests = new(StringComparer.Ordinal);
+    private VmManager? vms;
+
+    public Task<Placement> CreateVmAsync(string name, int replicaCount, VmSpec spec, CancellationToken cancel) =>
+        SubmitVmRequestAsync(new VmRequest("create", name, replicaCount, spec), cancel).ContinueWith(t => t.Result!, cancel, TaskContinuationOptions.OnlyOnRanToCompletion, TaskScheduler.Default);
+
+    public async Task StopVmAsync(string name, CancellationToken cancel) => await SubmitVmRequestAsync(new VmRequest("stop", name), cancel).ConfigureAwait(false);
+
+    public IReadOnlyList<VmView> ListVms() => Read(() => state.Placements.Select(p => vms!.View(p)).ToList());
+
+    public VmView? ShowVm(string name) => Read(() => state.Find(name) is { } placement ? vms!.View(placement) : null);
+
+    public byte[]? VmOutput(string name) => vms?.Output(name);
+
+    /// <summary>Reads cluster state on the loop (it is not thread-safe).</summary>
+    private T Read<T>(Func<T> read)
+    {
+        if (vms is null) throw new ClusterException("this node is not in a cluster yet");
+        return Call(() => Task.FromResult(read())).GetAwaiter().GetResult();
+    }
+
+    private async Task<Placement?> SubmitVmRequestAsync(VmRequest request, CancellationToken cancel)
+    {
+        var done = new TaskCompletionSource<Placement?>(TaskCreationOptions.RunContinuationsAsynchronously);
+        await Call(() =>
+        {
+            if (raft is null || gossip is null) throw new ClusterException("this node is not in a cluster yet");
+            if (pendingVmRequests.ContainsKey(request.Name)) throw new ClusterException($"a request for {request.Name} is already in progress");
+            if (request.Op == "create" && state.Find(request.Name) is not null) throw new ClusterException($"a VM named {request.Name} exists already");
+            if (request.Op == "stop" && state.Find(request.Name) is null) throw new ClusterException($"no VM named {request.Name}", 404);
+            pendingVmRequests[request.Name] = (request.Op, done);
+            HandleVmRequest(request, identity.NodeId);
+            return Task.FromResult(true);
+        }).ConfigureAwait(false);
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancel);
+        timeout.CancelAfter(VmRequestTimeout);
+        try
+        {
+            return await done.Task.WaitAsync(timeout.Token).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException)
+        {
+            Post(() => pendingVmRequests.Remove(request.Name));
+            throw new ClusterException($"the cluster did not apply the {request.Op} of {request.Name} within {VmRequestTimeout.TotalSeconds} s (no leader or no quorum?)", 503);
+        }
+    }
+
+    /// <summary>On the loop: the leader places or removes; any other node forwards to the leader.</summary>
+    private void HandleVmRequest(VmRequest request, string fromNodeId)
+    {
+        if (raft!.State != RaftState.Leader)
+        {
+            string? leader = raft.LeaderId == 0 ? null : AddressOf(raft.LeaderId);
+            if (leader is null)
+            {
+                FailVmRequest(fromNodeId, request.Name, "no Raft leader right now; try again in a moment");
+                return;
+            }
+            outbox!.Send(leader, ChannelKind.Control, JsonSerializer.SerializeToUtf8Bytes(new ControlEnvelope(Request: request), ControlEnvelopeJsonContext.Default.ControlEnvelope));
+            return;
+        }
+        ClusterCommand command;
+        switch (request.Op)
+        {
+            case "create" when request.Spec is not null:
+                if (state.Find(request.Name) is not null)
+                {
+                    FailVmRequest(fromNodeId, request.Name, $"a VM named {request.Name} exists already");
+                    return;
+                }
+                var chosen = ChooseNodes(request.Replicas + 1);
+                if (chosen.Count < request.Replicas + 1)
+                {
+                    FailVmRequest(fromNodeId, request.Name, $"{request.Replicas} replicas need {request.Replicas + 1} live nodes; the cluster has {chosen.Count}");
+                    return;
+                }
+                command = new PutPlacement(new Placement(request.Name, 1, chosen[0], chosen[1..], request.Spec.ProgramSha256, request.Spec));
+                break;
+            case "stop":
+                command = new RemovePlacement(request.Name);
+                break;
+            default:
+                FailVmRequest(fromNodeId, request.Name, $"unknown VM request '{request.Op}'");
+                return;
+        }
+        if (!raft.Propose(ClusterState.Encode(command)).Accepted) FailVmRequest(fromNodeId, request.Name, "the leader could not propose it (leadership changing)");
+    }
+
+    /// <summary>
+    /// Distinct live nodes for a VM: idle before busy, fewer hosted VMs first, a new site before a site already
+    /// chosen; the first is the primary.
+    /// </summary>
+    private List<string> ChooseNodes(int count)
+    {
+        var load = new Dictionary<string, int>(StringComparer.Ordinal);
+        foreach (var placement in state.Placements)
+        {
+            foreach (string node in placement.Replicas.Append(placement.Primary)) load[node] = load.GetValueOrDefault(node) + 1;
+        }
+        var candidates = gossip!.Members.Where(m => m.Status == MemberStatus.Alive)
+            .OrderBy(m => m.Info.State == "idle" ? 0 : 1)
+            .ThenBy(m => load.GetValueOrDefault(m.Info.NodeId))
+            .ThenBy(m => m.Info.NodeId, StringComparer.Ordinal)
+            .ToList();
+        var chosen = new List<MemberSnapshot>();
+        var sites = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var member in candidates)
+        {
+            if (chosen.Count == count) break;
+            if (sites.Add(member.Info.Site)) chosen.Add(member);
+        }
+        foreach (var member in candidates)
+        {
+            if (chosen.Count == count) break;
+            if (!chosen.Contains(member)) chosen.Add(member);
+        }
+        return chosen.Select(m => m.Info.NodeId).ToList();
+    }
+
+    private void FailVmRequest(string toNodeId, string name, string error)
+    {
+        if (toNodeId == identity.NodeId)
+        {
+            if (pendingVmRequests.Remove(name, out var pending)) pending.Done.TrySetException(new ClusterException(error));
+            return;
+        }
+        if (RaftIdOf(toNodeId) is ulong id && AddressOf(id) is { } address)
+            outbox!.Send(address, ChannelKind.Control, JsonSerializer.SerializeToUtf8Bytes(new ControlEnvelope(Failed: new VmRequestFailed(name, error)), ControlEnvelopeJsonContext.Default.ControlEnvelope));
+    }
+
+    /// <summary>A node-to-node control message (network thread).</summary>
+    private void OnControlMessage(PeerMessage message)
+    {
+        ControlEnvelope? envelope;
+        try
+        {
+            envelope = JsonSerializer.Deserialize(message.Payload.Span, ControlEnvelopeJsonContext.Default.ControlEnvelope);
+        }
+        catch (JsonException e)
+        {
+            ClusterLog.DroppedMessage(logger, "control", message.RemoteNodeId, e.Message);
+            return;
+        }
+        if (envelope?.Request is { } request && request.Name is { Length: > 0 and <= 64 })
+        {
+            Post(() => HandleVmRequest(request, message.RemoteNodeId));
+        }
+        else if (envelope?.Failed is { } failed)
+        {
+            Post(() =>
+            {
+                if (pendingVmRequests.Remove(failed.Name, out var pending)) pending.Done.TrySetException(new ClusterException(failed.Error));
+            });
+        }
+    }
+
+    /// <summary>After entries were applied: complete waiting requests and bring local VM copies in line.</summary>
+    private void AfterApply()
+    {
+        foreach (var (name, (op, done)) in pendingVmRequests.ToList())
+        {
+            var placement = state.Find(name);
+            if (op == "create" && placement is not null || op == "stop" && placement is null)
+            {
+                pendingVmRequests.Remove(name);
+                done.TrySetResult(placement);
+            }
+        }
+        vms?.Reconcile(state.Placements, id => RaftIdOf(id) is ulong raftId ? AddressOf(raftId) : null);
+    }
+}

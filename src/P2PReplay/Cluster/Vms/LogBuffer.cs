@@ -1,0 +1,196 @@
+namespace P2PReplay.Cluster.Vms;
+
+/// <summary>
+/// The primary's copy of a VM's log as the recorder writes it: an append-only byte sequence that replica senders
+/// read from any offset, plus marks tying exits to log lengths (for output commit). Kept in memory: truncating it
+/// behind snapshots comes with replica repair.
+/// </summary>
+internal sealed class LogBuffer
+{
+    private readonly Lock gate = new();
+    private readonly List<byte[]> segments = [];
+    private readonly List<long> segmentStarts = [];
+    private readonly List<(long Exit, long Length)> marks = [];
+    private TaskCompletionSource grown = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    public long Length { get; private set; }
+    public bool Completed { get; private set; }
+
+    public void Append(ReadOnlySpan<byte> bytes)
+    {
+        if (bytes.IsEmpty) return;
+        TaskCompletionSource signal;
+        lock (gate)
+        {
+            if (Completed) throw new InvalidOperationException("the log is complete");
+            segmentStarts.Add(Length);
+            segments.Add(bytes.ToArray());
+            Length += bytes.Length;
+            signal = grown;
+            grown = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        }
+        signal.TrySetResult();
+    }
+
+    /// <summary>The log up to Length holds every exit up to this one (called after a flush).</summary>
+    public void Mark(long exit)
+    {
+        lock (gate)
+        {
+            if (marks.Count == 0 || marks[^1].Exit < exit) marks.Add((exit, Length));
+        }
+    }
+
+    public void Complete()
+    {
+        TaskCompletionSource signal;
+        lock (gate)
+        {
+            Completed = true;
+            signal = grown;
+        }
+        signal.TrySetResult();
+    }
+
+    /// <summary>The highest exit whose log a reader holding this many bytes has in full (-1: none).</summary>
+    public long ExitCoveredBy(long bytes)
+    {
+        lock (gate)
+        {
+            long exit = -1;
+            foreach (var (markExit, length) in marks)
+            {
+                if (length > bytes) break;
+                exit = markExit;
+            }
+            return exit;
+        }
+    }
+
+    /// <summary>Copies up to max bytes from the offset; empty when nothing new.</summary>
+    public byte[] Read(long offset, int max)
+    {
+        lock (gate)
+        {
+            if (offset >= Length) return [];
+            int index = segmentStarts.BinarySearch(offset);
+            if (index < 0) index = ~index - 1;
+            var result = new MemoryStream();
+            long position = offset;
+            while (index < segments.Count && result.Length < max)
+            {
+                int skip = (int)(position - segmentStarts[index]);
+                int take = (int)Math.Min(segments[index].Length - skip, max - result.Length);
+                result.Write(segments[index], skip, take);
+                position += take;
+                index++;
+            }
+            return result.ToArray();
+        }
+    }
+
+    /// <summary>Completes when the log grows past the length or completes, or the timeout passes.</summary>
+    public Task WaitBeyondAsync(long length, TimeSpan timeout, CancellationToken cancel)
+    {
+        Task signal;
+        lock (gate)
+        {
+            if (Length > length || Completed) return Task.CompletedTask;
+            signal = grown.Task;
+        }
+        return Task.WhenAny(signal, Task.Delay(timeout, cancel));
+    }
+}
+
+/// <summary>The stream the recorder writes into: every write lands in the log buffer.</summary>
+internal sealed class LogBufferStream(LogBuffer buffer) : Stream
+{
+    public override bool CanRead => false;
+    public override bool CanSeek => false;
+    public override bool CanWrite => true;
+    public override long Length => buffer.Length;
+    public override long Position { get => buffer.Length; set => throw new NotSupportedException(); }
+    public override void Flush() { }
+    public override int Read(byte[] destination, int offset, int count) => throw new NotSupportedException();
+    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+    public override void SetLength(long value) => throw new NotSupportedException();
+    public override void Write(byte[] source, int offset, int count) => buffer.Append(source.AsSpan(offset, count));
+    public override void Write(ReadOnlySpan<byte> source) => buffer.Append(source);
+}
+
+/// <summary>
+/// The replica's side: log bytes arrive in order (a gap or an overlap is refused and the primary resends from the
+/// replica's length); the replayer reads them as a stream that blocks until more arrive or the stream is closed.
+/// </summary>
+internal sealed class LiveLogStream : Stream
+{
+    private readonly object gate = new();
+    private readonly Queue<byte[]> pending = new();
+    private byte[]? current;
+    private int currentOffset;
+    private bool closed;
+
+    public long Received { get; private set; }
+
+    /// <summary>Appends bytes that start at the offset; false (and nothing kept) unless offset is exactly what was received.</summary>
+    public bool Offer(ulong offset, ReadOnlySpan<byte> bytes)
+    {
+        lock (gate)
+        {
+            if (closed || (long)offset != Received) return false;
+            if (bytes.IsEmpty) return true;
+            pending.Enqueue(bytes.ToArray());
+            Received += bytes.Length;
+            Monitor.PulseAll(gate);
+            return true;
+        }
+    }
+
+    /// <summary>No more bytes will come (the VM is stopped here, or this replica is being dropped).</summary>
+    public void Close(bool abandon)
+    {
+        lock (gate)
+        {
+            closed = true;
+            if (abandon) pending.Clear();
+            Monitor.PulseAll(gate);
+        }
+    }
+
+    public override int Read(byte[] destination, int offset, int count) => Read(destination.AsSpan(offset, count));
+
+    public override int Read(Span<byte> destination)
+    {
+        lock (gate)
+        {
+            while (true)
+            {
+                if (current is not null && currentOffset < current.Length)
+                {
+                    int take = Math.Min(destination.Length, current.Length - currentOffset);
+                    current.AsSpan(currentOffset, take).CopyTo(destination);
+                    currentOffset += take;
+                    return take;
+                }
+                if (pending.Count > 0)
+                {
+                    current = pending.Dequeue();
+                    currentOffset = 0;
+                    continue;
+                }
+                if (closed) return 0;
+                Monitor.Wait(gate);
+            }
+        }
+    }
+
+    public override bool CanRead => true;
+    public override bool CanSeek => false;
+    public override bool CanWrite => false;
+    public override long Length => throw new NotSupportedException();
+    public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
+    public override void Flush() { }
+    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+    public override void SetLength(long value) => throw new NotSupportedException();
+    public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+}
