@@ -26,8 +26,9 @@ internal sealed partial class ClusterNode
     private readonly Dictionary<string, (string Op, TaskCompletionSource<Placement?> Done)> pendingVmRequests = new(StringComparer.Ordinal);
     private VmManager? vms;
 
-    public Task<Placement> CreateVmAsync(string name, int replicaCount, VmSpec spec, CancellationToken cancel) =>
-        SubmitVmRequestAsync(new VmRequest("create", name, replicaCount, spec), cancel).ContinueWith(t => t.Result!, cancel, TaskContinuationOptions.OnlyOnRanToCompletion, TaskScheduler.Default);
+    public async Task<Placement> CreateVmAsync(string name, int replicaCount, VmSpec spec, CancellationToken cancel) =>
+        await SubmitVmRequestAsync(new VmRequest("create", name, replicaCount, spec), cancel).ConfigureAwait(false)
+            ?? throw new ClusterException($"{name} was removed again before this node saw it");
 
     public async Task StopVmAsync(string name, CancellationToken cancel) => await SubmitVmRequestAsync(new VmRequest("stop", name), cancel).ConfigureAwait(false);
 

@@ -1,0 +1,91 @@
+using P2PReplay.Cluster.Vms;
+
+namespace P2PReplay.Tests.ClusterTests;
+
+public sealed class VmStreamTests
+{
+    [Fact]
+    public void Messages_round_trip()
+    {
+        var data = VmMessage.LogData("web", 3, 4096, new byte[] { 1, 2, 3 });
+        var decoded = VmMessage.Decode(data.Encode());
+        Assert.Equal((VmMessageType.LogData, "web", 3UL, 4096UL), (decoded.Type, decoded.Vm, decoded.Epoch, decoded.Offset));
+        Assert.Equal(new byte[] { 1, 2, 3 }, decoded.Data.ToArray());
+
+        var ack = VmMessage.Decode(VmMessage.Ack("web", 3, 777, 42, ReplicaState.Replaying).Encode());
+        Assert.Equal((VmMessageType.Ack, 777UL, 42L, (byte)ReplicaState.Replaying), (ack.Type, ack.Offset, ack.Exit, ack.State));
+
+        var heartbeat = VmMessage.Decode(VmMessage.Heartbeat("web", 3, 99, 5000, ended: true).Encode());
+        Assert.Equal((99L, 5000UL, (byte)1), (heartbeat.Exit, heartbeat.LogBytes, heartbeat.State));
+    }
+
+    [Fact]
+    public void Fuzzed_messages_throw_only_format_errors()
+    {
+        var random = new Random(5);
+        byte[][] valid = [VmMessage.LogData("vm-1", 1, 0, new byte[40]).Encode(), VmMessage.Ack("vm-1", 1, 10, 3, ReplicaState.Finished).Encode(), VmMessage.Heartbeat("vm", 2, 1, 1, false).Encode()];
+        for (int round = 0; round < 20_000; round++)
+        {
+            byte[] bytes = (byte[])valid[round % valid.Length].Clone();
+            for (int flips = random.Next(1, 4); flips > 0; flips--) bytes[random.Next(bytes.Length)] = (byte)random.Next(256);
+            if (random.Next(3) == 0) bytes = bytes[..random.Next(bytes.Length)];
+            try
+            {
+                VmMessage.Decode(bytes);
+            }
+            catch (VmWireFormatException)
+            {
+            }
+        }
+    }
+
+    [Fact]
+    public void Log_buffer_reads_across_segments_and_maps_exits_to_lengths()
+    {
+        var log = new LogBuffer();
+        log.Append([1, 2, 3]);
+        log.Mark(10);
+        log.Append([4, 5]);
+        log.Append([6]);
+        log.Mark(20);
+        Assert.Equal(new byte[] { 2, 3, 4, 5 }, log.Read(1, 4));
+        Assert.Equal(new byte[] { 6 }, log.Read(5, 100));
+        Assert.Empty(log.Read(6, 100));
+        Assert.Equal(-1, log.ExitCoveredBy(2));
+        Assert.Equal(10, log.ExitCoveredBy(3));
+        Assert.Equal(10, log.ExitCoveredBy(5));
+        Assert.Equal(20, log.ExitCoveredBy(6));
+    }
+
+    [Fact]
+    public async Task Live_stream_accepts_only_the_next_offset_and_blocks_until_data()
+    {
+        var stream = new LiveLogStream();
+        Assert.False(stream.Offer(5, [9]));
+        Assert.True(stream.Offer(0, [1, 2]));
+        Assert.False(stream.Offer(0, [1, 2]));
+        Assert.True(stream.Offer(2, [3]));
+        byte[] buffer = new byte[10];
+        Assert.Equal(2, stream.Read(buffer, 0, 10));
+        Assert.Equal(1, stream.Read(buffer, 0, 10));
+        var reader = Task.Run(() => stream.Read(buffer, 0, 10));
+        await Task.Delay(100);
+        Assert.False(reader.IsCompleted);
+        Assert.True(stream.Offer(3, [7, 7, 7]));
+        Assert.Equal(3, await reader.WaitAsync(TimeSpan.FromSeconds(5)));
+        stream.Close(abandon: false);
+        Assert.Equal(0, stream.Read(buffer, 0, 10));
+    }
+
+    [Fact]
+    public void Output_is_released_only_up_to_an_exit()
+    {
+        var output = new VmOutput();
+        output.Add(5, 1, "a"u8);
+        output.Add(9, 1, "b"u8);
+        output.Add(12, 2, "c"u8);
+        Assert.Equal("ab"u8.ToArray(), output.UpTo(9));
+        Assert.Equal("abc"u8.ToArray(), output.UpTo(long.MaxValue));
+        Assert.Empty(output.UpTo(4));
+    }
+}

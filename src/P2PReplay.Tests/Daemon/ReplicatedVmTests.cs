@@ -1,0 +1,122 @@
+using System.Text;
+using P2PReplay.Control;
+using P2PReplay.Tests.Support;
+
+namespace P2PReplay.Tests.Daemon;
+
+/// <summary>Replicated VMs on three real daemons: the primary records, both replicas replay live and agree.</summary>
+[Collection("daemons")]
+public sealed class ReplicatedVmTests
+{
+    private static async Task<VmBody> ShowAsync(DaemonProcess daemon, string name)
+    {
+        using var client = daemon.Client();
+        return await client.GetAsync($"/v1/vms/{name}", ControlJsonContext.Default.VmBody);
+    }
+
+    private static async Task<string> LogsAsync(DaemonProcess daemon, string name)
+    {
+        using var client = daemon.Client();
+        return Encoding.UTF8.GetString(await client.GetBytesAsync($"/v1/vms/{name}/logs"));
+    }
+
+    [KvmFact]
+    public async Task A_vm_with_two_replicas_runs_on_three_daemons_and_every_copy_agrees()
+    {
+        var daemons = await ClusterProcessTests.FormClusterAsync(3);
+        try
+        {
+            string ticker = Repo.Guest("musl", "ticker");
+            var (code, output) = await Cli.RunAsync(["vm", "create", "ticker", "--replicas", "2", "--socket", daemons[1].Socket, "--", ticker, "30", "20"]);
+            Assert.True(code == 0, output);
+            Assert.Contains("created ticker", output, StringComparison.Ordinal);
+
+            var placement = await ShowAsync(daemons[0], "ticker");
+            Assert.Equal(1UL, placement.Epoch);
+            Assert.Equal(2, placement.Replicas.Count);
+            var ids = new List<string>();
+            foreach (var daemon in daemons) ids.Add((await daemon.StatusAsync()).NodeId);
+            Assert.Equal(ids.Order(), placement.Replicas.Append(placement.Primary).Order());
+
+            // Every copy finishes: the primary's run, and each replica's replay with its digests verified.
+            var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(30);
+            var views = new List<VmBody>();
+            while (DateTime.UtcNow < deadline)
+            {
+                views.Clear();
+                foreach (var daemon in daemons) views.Add(await ShowAsync(daemon, "ticker"));
+                if (views.All(v => v.State.StartsWith("exited 0", StringComparison.Ordinal) || v.State.StartsWith("finished (exited 0", StringComparison.Ordinal))) break;
+                await Task.Delay(100);
+            }
+            Assert.All(views, v => Assert.Null(v.Error));
+            var primaryView = views.Single(v => v.Role == "primary");
+            Assert.Equal("exited 0", primaryView.State);
+            Assert.All(views.Where(v => v.Role == "replica"), v => Assert.Matches(@"finished \(exited 0, \d+ digests verified\)", v.State));
+            // The primary hears both replicas' final acknowledgements (every 50 ms): they replayed every exit.
+            var primaryDaemon = daemons[ids.IndexOf(placement.Primary)];
+            var acked = await ShowAsync(primaryDaemon, "ticker");
+            for (int i = 0; i < 50 && !acked.ReplicaStatus.All(r => r.ReplayedExits == acked.Exits && r.State == "finished"); i++)
+            {
+                await Task.Delay(100);
+                acked = await ShowAsync(primaryDaemon, "ticker");
+            }
+            Assert.All(acked.ReplicaStatus, r => Assert.Equal((acked.Exits, "finished", 0L), (r.ReplayedExits, r.State, r.LagExits)));
+
+            // Same output everywhere, clock readings and random numbers included (they are logged inputs).
+            var outputs = new List<string>();
+            foreach (var daemon in daemons) outputs.Add(await LogsAsync(daemon, "ticker"));
+            Assert.Contains("checksum", outputs[0], StringComparison.Ordinal);
+            Assert.Equal(31, outputs[0].Split('\n', StringSplitOptions.RemoveEmptyEntries).Length);
+            Assert.All(outputs, o => Assert.Equal(outputs[0], o));
+
+            (code, output) = await Cli.RunAsync(["vm", "list", "--socket", daemons[2].Socket]);
+            Assert.Equal(0, code);
+            Assert.Contains("ticker", output, StringComparison.Ordinal);
+
+            (code, output) = await Cli.RunAsync(["vm", "stop", "ticker", "--socket", daemons[0].Socket]);
+            Assert.True(code == 0, output);
+            foreach (var daemon in daemons)
+            {
+                using var client = daemon.Client();
+                await Assert.ThrowsAsync<ControlException>(() => client.GetAsync("/v1/vms/ticker", ControlJsonContext.Default.VmBody));
+            }
+        }
+        finally
+        {
+            foreach (var daemon in daemons) await daemon.DisposeAsync();
+        }
+    }
+
+    [Fact]
+    public async Task Bad_vm_requests_get_clear_errors()
+    {
+        var daemons = await ClusterProcessTests.FormClusterAsync(3);
+        try
+        {
+            string ticker = Repo.Guest("musl", "ticker");
+            var (code, output) = await Cli.RunAsync(["vm", "create", "big", "--replicas", "5", "--socket", daemons[0].Socket, "--", ticker]);
+            Assert.Equal(1, code);
+            Assert.Contains("5 replicas need 6 live nodes; the cluster has 3", output, StringComparison.Ordinal);
+
+            (code, output) = await Cli.RunAsync(["vm", "create", "missing", "--socket", daemons[0].Socket, "--", "/nonexistent/program"]);
+            Assert.Equal(1, code);
+            Assert.Contains("cannot read /nonexistent/program", output, StringComparison.Ordinal);
+
+            (code, output) = await Cli.RunAsync(["vm", "create", "bad name!", "--socket", daemons[0].Socket, "--", ticker]);
+            Assert.Equal(1, code);
+            Assert.Contains("a VM name is", output, StringComparison.Ordinal);
+
+            (code, output) = await Cli.RunAsync(["vm", "show", "nothing", "--socket", daemons[0].Socket]);
+            Assert.Equal(1, code);
+            Assert.Contains("no VM named nothing", output, StringComparison.Ordinal);
+
+            (code, output) = await Cli.RunAsync(["vm", "failover", "nothing", "--socket", daemons[0].Socket]);
+            Assert.Equal(1, code);
+            Assert.Contains("not implemented yet", output, StringComparison.Ordinal);
+        }
+        finally
+        {
+            foreach (var daemon in daemons) await daemon.DisposeAsync();
+        }
+    }
+}
