@@ -200,6 +200,13 @@ internal sealed class ChaosRun
         {
             double roll = chaos.NextDouble();
             if (aggressive && cluster.Leader is { } current && chaos.NextDouble() < 0.03) Crash(current.Id);
+            if (chaos.NextDouble() < (aggressive ? 0.02 : 0.003))
+            {
+                // A bounce: crash and come straight back, so only durable state (the vote, the log) carries over mid-election.
+                ulong bounced = ids[chaos.Next(ids.Length)];
+                Crash(bounced);
+                Restart(bounced);
+            }
             if (roll < 0.004) Crash(ids[chaos.Next(ids.Length)]);
             else if (aggressive && roll < 0.1) RestartOneDown();
             else if (roll < 0.02) RestartOneDown();
