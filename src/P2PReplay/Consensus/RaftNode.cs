@@ -7,6 +7,11 @@ namespace P2PReplay.Consensus;
 /// entry is APPENDED to a node's log, committed or not (and are undone if that entry is truncated away). The leader
 /// accepts a change only once the previous one is committed and an entry of its own term is committed (the fix for
 /// the single-server change bug). A leader that removes or demotes itself steps down once that change commits.
+/// Learners answer vote requests (as in etcd) so a learner promoted by an entry it has not received yet cannot stall
+/// an election; candidates count only voters, so a learner's vote never decides anything by itself.
+/// Driver loop (one thread): Tick() every tick interval; Step() each decoded message; then while HasReady:
+/// r = TakeReady(); storage.Save(r.HardState, r.Entries, r.Snapshot); send r.Messages (RaftCodec); apply r.Snapshot,
+/// r.CommittedEntries, answer r.ReadStates once applied; Advance(r). Periodically Compact(Applied, state) to bound the log.
 /// </summary>
 public sealed class RaftNode
 {
