@@ -50,6 +50,38 @@ public sealed class RaftBasicTests
     }
 }
 
+public sealed class RaftReadIndexTests
+{
+    [Fact]
+    public void Leader_serves_a_read_after_a_quorum_heartbeat_round()
+    {
+        var cluster = new SimCluster(51, [1, 2, 3]);
+        RaftNode leader = cluster.ElectLeader();
+        ulong index = cluster.ProposeAndCommit([1]);
+        List<ReadState> served = [];
+        cluster.OnPersisted = (peer, ready) => served.AddRange(ready.ReadStates);
+        Assert.True(leader.ReadIndex(7));
+        cluster.Stabilize();
+        Assert.Equal(new ReadState(7, index), Assert.Single(served));
+        Assert.False(cluster.LiveNodes.First(n => n.Id != leader.Id).ReadIndex(8));
+    }
+
+    [Fact]
+    public void Partitioned_leader_never_serves_a_read()
+    {
+        var cluster = new SimCluster(52, [1, 2, 3]);
+        RaftNode leader = cluster.ElectLeader();
+        cluster.ProposeAndCommit([1]);
+        List<ReadState> served = [];
+        cluster.OnPersisted = (peer, ready) => served.AddRange(ready.ReadStates);
+        cluster.Isolate(leader.Id);
+        Assert.True(leader.ReadIndex(9));
+        cluster.Run(40);
+        Assert.Empty(served);
+        Assert.NotEqual(RaftState.Leader, leader.State);
+    }
+}
+
 public sealed class RaftLimitTests
 {
     [Fact]

@@ -27,15 +27,18 @@ public sealed class RaftCodecTests
 
     private static Message Reject() => new() { Type = MessageType.AppendResponse, From = 2, To = 1, Term = 5, Index = 10, Reject = true, RejectHint = 6, LogTerm = 3 };
 
+    private static Message ReadHeartbeat() => new() { Type = MessageType.Heartbeat, From = 1, To = 3, Term = 4, Commit = 2, Context = 99 };
+
     private static Message Transfer() => new() { Type = MessageType.Vote, From = 2, To = 3, Term = 9, Index = 4, LogTerm = 2, LeaderTransfer = true };
 
-    public static TheoryData<string> Samples() => ["append", "snapshot", "reject", "transfer"];
+    public static TheoryData<string> Samples() => ["append", "snapshot", "reject", "transfer", "read"];
 
     private static Message Sample(string name) => name switch
     {
         "append" => Append(),
         "snapshot" => InstallSnapshot(),
         "reject" => Reject(),
+        "read" => ReadHeartbeat(),
         _ => Transfer(),
     };
 
@@ -50,6 +53,7 @@ public sealed class RaftCodecTests
         Assert.Equal(original.Reject, decoded.Reject);
         Assert.Equal(original.LeaderTransfer, decoded.LeaderTransfer);
         Assert.Equal(original.RejectHint, decoded.RejectHint);
+        Assert.Equal(original.Context, decoded.Context);
         if (original.Snapshot is { } snapshot)
         {
             Assert.Equal(snapshot.Metadata, decoded.Snapshot!.Metadata);
@@ -76,7 +80,7 @@ public sealed class RaftCodecTests
         badType[1] = 42;
         Assert.Throws<RaftFormatException>(() => RaftCodec.Decode(badType));
         byte[] hugeCount = (byte[])bytes.Clone();
-        hugeCount[3 + 56 + 3] = 0x7F;
+        hugeCount[3 + 64 + 3] = 0x7F;
         Assert.Throws<RaftFormatException>(() => RaftCodec.Decode(hugeCount));
         Message gap = Append() with { Index = 3 };
         Assert.Throws<RaftFormatException>(() => RaftCodec.Decode(RaftCodec.Encode(gap)));
@@ -86,7 +90,7 @@ public sealed class RaftCodecTests
     public void Fuzzed_inputs_only_raise_format_errors()
     {
         var random = new Random(20261128);
-        byte[][] seeds = [.. new[] { "append", "snapshot", "reject", "transfer" }.Select(name => RaftCodec.Encode(Sample(name)))];
+        byte[][] seeds = [.. new[] { "append", "snapshot", "reject", "transfer", "read" }.Select(name => RaftCodec.Encode(Sample(name)))];
         for (int i = 0; i < 20000; i++)
         {
             byte[] input = (byte[])seeds[random.Next(seeds.Length)].Clone();

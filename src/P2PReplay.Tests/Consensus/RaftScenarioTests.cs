@@ -277,6 +277,35 @@ public sealed class RaftScenarioTests : IDisposable
     }
 
     [Fact]
+    public void Learners_do_not_keep_a_leader_alive_under_check_quorum()
+    {
+        var cluster = new SimCluster(22, [1, 2, 3, 4], bootstrapVoters: [1, 2]);
+        RaftNode leader = cluster.ElectLeader();
+        cluster.ProposeAndCommit([0]);
+        ChangeMembership(cluster, new ConfChange(ConfChangeType.AddLearner, 3));
+        ChangeMembership(cluster, new ConfChange(ConfChangeType.AddLearner, 4));
+        leader = cluster.Leader!;
+        ulong otherVoter = leader.Id == 1 ? 2UL : 1UL;
+        // The leader still hears from both learners, but only one of two voters: it must step down.
+        cluster.BlockOneWay(otherVoter, leader.Id);
+        cluster.BlockOneWay(leader.Id, otherVoter);
+        cluster.Run(25);
+        Assert.NotEqual(RaftState.Leader, leader.State);
+    }
+
+    [Fact]
+    public void Pre_vote_is_refused_while_a_leader_is_live()
+    {
+        var cluster = new SimCluster(23, [1, 2, 3]);
+        RaftNode leader = cluster.ElectLeader();
+        RaftNode follower = cluster.LiveNodes.First(n => n.Id != leader.Id);
+        ulong asker = cluster.LiveNodes.First(n => n.Id != leader.Id && n.Id != follower.Id).Id;
+        cluster.Run(3);
+        follower.Step(new Message { Type = MessageType.PreVote, From = asker, To = follower.Id, Term = leader.Term + 1, Index = follower.LastIndex + 100, LogTerm = leader.Term });
+        Assert.DoesNotContain(follower.HasReady ? follower.TakeReady().Messages : [], m => m.Type == MessageType.PreVoteResponse && !m.Reject);
+    }
+
+    [Fact]
     public void Leadership_transfer_hands_over_to_the_target()
     {
         var cluster = new SimCluster(19, [1, 2, 3]);

@@ -162,6 +162,10 @@ internal sealed class ChaosRun
     private ulong maxCommitted;
     private int proposalCounter;
     private int membershipChanges;
+    private readonly Dictionary<ulong, ulong> readFloor = [];
+    private ulong readCounter;
+    private ulong maxCommitSeen;
+    private int readsServed;
 
     private readonly bool aggressive;
 
@@ -196,6 +200,13 @@ internal sealed class ChaosRun
         {
             double roll = chaos.NextDouble();
             if (aggressive && cluster.Leader is { } current && chaos.NextDouble() < 0.03) Crash(current.Id);
+            if (chaos.NextDouble() < (aggressive ? 0.02 : 0.003))
+            {
+                // A bounce: crash and come straight back, so only durable state (the vote, the log) carries over mid-election.
+                ulong bounced = ids[chaos.Next(ids.Length)];
+                Crash(bounced);
+                Restart(bounced);
+            }
             if (roll < 0.004) Crash(ids[chaos.Next(ids.Length)]);
             else if (aggressive && roll < 0.1) RestartOneDown();
             else if (roll < 0.02) RestartOneDown();
@@ -203,6 +214,7 @@ internal sealed class ChaosRun
             else if (roll < 0.028) cluster.BlockOneWay(ids[chaos.Next(ids.Length)], ids[chaos.Next(ids.Length)]);
             else if (roll < 0.04) cluster.Heal();
             if (chaos.NextDouble() < 0.3) ProposeSomewhere();
+            if (chaos.NextDouble() < 0.05) RequestRead();
             if (membership && chaos.NextDouble() < 0.02) ChangeMembership(ids);
             if (chaos.NextDouble() < 0.005 && cluster.Leader is { } transferring) transferring.TransferLeadership(ids[chaos.Next(ids.Length)]);
             if (chaos.NextDouble() < 0.003 && cluster.Peers[ids[chaos.Next(ids.Length)]].Node is { } impatient) impatient.Campaign();
@@ -216,10 +228,19 @@ internal sealed class ChaosRun
         CheckLiveness();
         foreach (SimPeer peer in cluster.Peers.Values) (peer.Storage as IDisposable)?.Dispose();
         // The run must have exercised the protocol, not idled.
-        if (maxCommitted < 50 || leaderOfTerm.Count < 2 || (membership && membershipChanges < 3)) Fail($"uneventful run: {maxCommitted} committed, {leaderOfTerm.Count} leaders, {membershipChanges} membership changes");
+        if (maxCommitted < 50 || leaderOfTerm.Count < 2 || readsServed < (aggressive ? 1 : 10) || (membership && membershipChanges < 3)) Fail($"uneventful run: {maxCommitted} committed, {leaderOfTerm.Count} leaders, {membershipChanges} membership changes, {readsServed} reads");
     }
 
     public string Stats => $"membership changes {membershipChanges}, committed {maxCommitted}, leaders {leaderOfTerm.Count}, max term {leaderOfTerm.Keys.DefaultIfEmpty().Max()}, snapshots {cluster.Peers.Values.Max(p => p.Storage.Snapshot.Metadata.Index)}";
+
+    private void RequestRead()
+    {
+        List<RaftNode> live = [.. cluster.LiveNodes];
+        if (live.Count == 0) return;
+        RaftNode target = cluster.Leader is { } leader && chaos.Next(4) != 0 ? leader : live[chaos.Next(live.Count)];
+        // Linearizability: the read must observe everything committed before it was asked.
+        if (target.ReadIndex(++readCounter)) readFloor[readCounter] = maxCommitSeen;
+    }
 
     private void RestartOneDown()
     {
@@ -269,6 +290,12 @@ internal sealed class ChaosRun
 
     private void CheckPersisted(SimPeer peer, Ready ready)
     {
+        foreach (ReadState read in ready.ReadStates)
+        {
+            if (!readFloor.Remove(read.RequestId, out ulong floor)) Fail($"read {read.RequestId} released twice or never asked");
+            if (read.Index < floor) Fail($"read {read.RequestId} at index {read.Index}, but {floor} was already committed when it was asked");
+            readsServed++;
+        }
         RaftNode node = peer.Node!;
         foreach (Entry entry in ready.Entries)
         {
@@ -319,6 +346,7 @@ internal sealed class ChaosRun
                 }
             }
         }
+        maxCommitSeen = Math.Max(maxCommitSeen, cluster.LiveNodes.Select(n => n.Commit).DefaultIfEmpty().Max());
         foreach (RaftNode node in cluster.LiveNodes)
         {
             if (node.Commit > node.LastIndex) Fail($"node {node.Id} commit {node.Commit} beyond last index {node.LastIndex}");

@@ -5,7 +5,7 @@ namespace P2PReplay.Consensus;
 /// <summary>
 /// Binary wire form of <see cref="Message"/> (little-endian):
 /// version u8, type u8, flags u8 (1 reject, 2 leader transfer, 4 snapshot follows), from, to, term, logTerm,
-/// index, commit, rejectHint (u64 each), entry count u32, entries {term u64, index u64, type u8, length u32, data},
+/// index, commit, rejectHint, context (u64 each), entry count u32, entries {term u64, index u64, type u8, length u32, data},
 /// then if flagged a snapshot {index u64, term u64, voters u32 + u64s, learners u32 + u64s, length u32, data}.
 /// Decoding is strict: any inconsistency throws <see cref="RaftFormatException"/>.
 /// </summary>
@@ -16,7 +16,7 @@ public static class RaftCodec
     public const int MaxEntryBytes = 64 << 20;
     public const int MaxSnapshotBytes = 1 << 30;
     public const int MaxMembers = 4096;
-    private const int HeaderSize = 3 + 7 * 8 + 4;
+    private const int HeaderSize = 3 + 8 * 8 + 4;
     private const int MinEntrySize = 8 + 8 + 1 + 4;
     private const byte FlagReject = 1, FlagLeaderTransfer = 2, FlagSnapshot = 4;
 
@@ -38,6 +38,7 @@ public static class RaftCodec
         writer.U64(message.Index);
         writer.U64(message.Commit);
         writer.U64(message.RejectHint);
+        writer.U64(message.Context);
         writer.U32((uint)message.Entries.Count);
         foreach (Entry entry in message.Entries)
         {
@@ -67,7 +68,8 @@ public static class RaftCodec
         var type = (MessageType)rawType;
         byte flags = reader.U8();
         if ((flags & ~(FlagReject | FlagLeaderTransfer | FlagSnapshot)) != 0) throw new RaftFormatException($"unknown flags 0x{flags:x2}");
-        ulong from = reader.U64(), to = reader.U64(), term = reader.U64(), logTerm = reader.U64(), index = reader.U64(), commit = reader.U64(), rejectHint = reader.U64();
+        ulong from = reader.U64(), to = reader.U64(), term = reader.U64(), logTerm = reader.U64(), index = reader.U64(), commit = reader.U64(), rejectHint = reader.U64(), context = reader.U64();
+        if (context != 0 && type is not (MessageType.Heartbeat or MessageType.HeartbeatResponse)) throw new RaftFormatException($"{type} carries a read context");
         if (from == 0 || to == 0) throw new RaftFormatException("node id 0");
         int count = reader.Count(MaxEntries, MinEntrySize, "entries");
         if (count > 0 && type != MessageType.Append) throw new RaftFormatException($"{type} carries entries");
@@ -115,6 +117,7 @@ public static class RaftCodec
             RejectHint = rejectHint,
             Reject = (flags & FlagReject) != 0,
             LeaderTransfer = (flags & FlagLeaderTransfer) != 0,
+            Context = context,
             Entries = entries,
             Snapshot = snapshot,
         };

@@ -43,8 +43,12 @@ public sealed record RaftConfig
 /// What the driver loop must do, in order: persist HardState/Entries/Snapshot (<see cref="IRaftStorage.Save"/>),
 /// then send Messages, apply Snapshot then CommittedEntries to the state machine, then call <see cref="RaftNode.Advance"/>.
 /// ConfChange entries among CommittedEntries are already in effect inside the node (informational).
+/// ReadStates: confirmed linearizable reads; serve each once Applied ≥ its Index.
 /// </summary>
-public sealed record Ready(HardState? HardState, IReadOnlyList<Entry> Entries, Snapshot? Snapshot, IReadOnlyList<Entry> CommittedEntries, IReadOnlyList<Message> Messages);
+public sealed record Ready(HardState? HardState, IReadOnlyList<Entry> Entries, Snapshot? Snapshot, IReadOnlyList<Entry> CommittedEntries, IReadOnlyList<Message> Messages, IReadOnlyList<ReadState> ReadStates);
+
+/// <summary>A read request confirmed by a quorum: the state machine answers it linearizably once it has applied Index.</summary>
+public readonly record struct ReadState(ulong RequestId, ulong Index);
 
 public enum ProposeStatus
 {

@@ -7,6 +7,11 @@ namespace P2PReplay.Consensus;
 /// entry is APPENDED to a node's log, committed or not (and are undone if that entry is truncated away). The leader
 /// accepts a change only once the previous one is committed and an entry of its own term is committed (the fix for
 /// the single-server change bug). A leader that removes or demotes itself steps down once that change commits.
+/// Learners answer vote requests (as in etcd) so a learner promoted by an entry it has not received yet cannot stall
+/// an election; candidates count only voters, so a learner's vote never decides anything by itself.
+/// Driver loop (one thread): Tick() every tick interval; Step() each decoded message; then while HasReady:
+/// r = TakeReady(); storage.Save(r.HardState, r.Entries, r.Snapshot); send r.Messages (RaftCodec); apply r.Snapshot,
+/// r.CommittedEntries, answer r.ReadStates once applied; Advance(r). Periodically Compact(Applied, state) to bound the log.
 /// </summary>
 public sealed class RaftNode
 {
@@ -17,6 +22,9 @@ public sealed class RaftNode
     private readonly Dictionary<ulong, Progress> progress = [];
     private readonly Dictionary<ulong, bool> votes = [];
     private List<Message> messages = [];
+    private List<ReadState> readStates = [];
+    /// <summary>Leader: reads waiting for a quorum of heartbeat answers, oldest first.</summary>
+    private readonly List<(ulong RequestId, ulong Index, HashSet<ulong> Acks)> pendingReads = [];
     private HardState lastReadyHardState;
     private bool readyOutstanding;
     private int electionElapsed;
@@ -118,6 +126,29 @@ public sealed class RaftNode
 
     public ProposeResult ProposeConfChange(ConfChange change) => ProposeEntry(EntryType.ConfChange, change.Encode());
 
+    /// <summary>
+    /// Linearizable read (dissertation §6.4, ReadIndex): the leader notes its commit index and confirms with a
+    /// heartbeat round that it still leads; a <see cref="ReadState"/> then comes out in a Ready. Returns false when
+    /// this node cannot serve it now (not leader, or no entry of its term committed yet): retry or ask the leader.
+    /// Requests are dropped if leadership is lost before confirmation; the caller times out and retries.
+    /// </summary>
+    public bool ReadIndex(ulong requestId)
+    {
+        if (requestId == 0) throw new ArgumentOutOfRangeException(nameof(requestId), "request id 0 is reserved");
+        if (State != RaftState.Leader || log.Term(log.Committed) != Term) return false;
+        if (Quorum <= (ConfState.IsVoter(Id) ? 1 : 0))
+        {
+            readStates.Add(new ReadState(requestId, log.Committed));
+            return true;
+        }
+        pendingReads.Add((requestId, log.Committed, ConfState.IsVoter(Id) ? [Id] : []));
+        foreach ((ulong id, Progress p) in progress)
+        {
+            if (id != Id) Send(new Message { Type = MessageType.Heartbeat, From = Id, To = id, Term = Term, Commit = Math.Min(p.Match, log.Committed), Context = requestId });
+        }
+        return true;
+    }
+
     /// <summary>Starts an election now (a pre-vote first if enabled).</summary>
     public void Campaign() => Hup(transfer: false);
 
@@ -132,7 +163,7 @@ public sealed class RaftNode
         return true;
     }
 
-    public bool HasReady => !readyOutstanding && (messages.Count > 0 || log.UnstableEntries.Count > 0 || log.UnstableSnapshot is not null || CurrentHardState != lastReadyHardState || log.HasNextCommitted);
+    public bool HasReady => !readyOutstanding && (messages.Count > 0 || readStates.Count > 0 || log.UnstableEntries.Count > 0 || log.UnstableSnapshot is not null || CurrentHardState != lastReadyHardState || log.HasNextCommitted);
 
     public Ready TakeReady()
     {
@@ -143,9 +174,11 @@ public sealed class RaftNode
             [.. log.UnstableEntries],
             log.UnstableSnapshot,
             log.NextCommitted(config.MaxCommittedEntriesPerReady),
-            messages);
+            messages,
+            readStates);
         lastReadyHardState = hardState;
         messages = [];
+        readStates = [];
         readyOutstanding = true;
         return ready;
     }
@@ -366,6 +399,7 @@ public sealed class RaftNode
             case MessageType.HeartbeatResponse:
                 pr.RecentActive = true;
                 pr.ProbeSent = false;
+                if (m.Context != 0) ConfirmRead(m.Context, m.From);
                 if (pr.State == ReplicationState.Replicate && pr.InflightFull) pr.FreeFirstInflight();
                 if (pr.Match < log.LastIndex) SendAppend(m.From);
                 break;
@@ -394,7 +428,7 @@ public sealed class RaftNode
     private void HandleHeartbeat(Message m)
     {
         if (m.Commit <= log.LastIndex) CommitTo(m.Commit);
-        Send(new Message { Type = MessageType.HeartbeatResponse, From = Id, To = m.From, Term = Term });
+        Send(new Message { Type = MessageType.HeartbeatResponse, From = Id, To = m.From, Term = Term, Context = m.Context });
     }
 
     private void HandleSnapshot(Message m)
@@ -539,6 +573,7 @@ public sealed class RaftNode
         votes.Clear();
         progress.Clear();
         pendingConfIndex = 0;
+        pendingReads.Clear();
     }
 
     private void BecomeFollower(ulong term, ulong leader)
@@ -643,6 +678,17 @@ public sealed class RaftNode
         if (pr.State == ReplicationState.Replicate && entries.Count > 0) pr.OptimisticUpdate(entries[^1].Index);
         else if (pr.State == ReplicationState.Probe) pr.ProbeSent = true;
         return true;
+    }
+
+    private void ConfirmRead(ulong requestId, ulong from)
+    {
+        int position = pendingReads.FindIndex(r => r.RequestId == requestId);
+        if (position < 0 || !ConfState.IsVoter(from)) return;
+        pendingReads[position].Acks.Add(from);
+        if (pendingReads[position].Acks.Count(ConfState.IsVoter) < Quorum) return;
+        // Leadership held at this round's time also covers every earlier request.
+        for (int i = 0; i <= position; i++) readStates.Add(new ReadState(pendingReads[i].RequestId, pendingReads[i].Index));
+        pendingReads.RemoveRange(0, position + 1);
     }
 
     private void TrimToByteLimit(List<Entry> entries)

@@ -122,6 +122,7 @@ public enum MessageType : byte
 /// A message between peers. Append: Index/LogTerm name the entry preceding Entries. AppendResponse: Index is the
 /// follower's last matching index, or on Reject the rejected Index with RejectHint/LogTerm for fast backtracking.
 /// LeaderTransfer marks a vote that may override the leader lease (requested by the old leader).
+/// Context ties a heartbeat round to a ReadIndex request.
 /// </summary>
 public sealed record Message
 {
@@ -136,6 +137,9 @@ public sealed record Message
     public bool Reject { get; init; }
     public ulong RejectHint { get; init; }
     public bool LeaderTransfer { get; init; }
+
+    /// <summary>Heartbeat/HeartbeatResponse: the read request a heartbeat round confirms leadership for (0: none).</summary>
+    public ulong Context { get; init; }
     public Snapshot? Snapshot { get; init; }
 
     public override string ToString() => $"{Type} {From}->{To} t{Term} lt{LogTerm} i{Index} c{Commit} n{Entries.Count}{(Reject ? $" reject hint {RejectHint}" : "")}{(Snapshot is null ? "" : $" snap {Snapshot.Metadata.Index}")}";
