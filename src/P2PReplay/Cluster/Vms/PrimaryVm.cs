@@ -93,7 +93,7 @@ internal sealed class PrimaryVm : IDisposable
         {
             State = "failed";
             Error = e.Message;
-            logger.LogWarning("vm {Vm}: the primary failed: {Reason}", placement.Vm, e.Message);
+            VmLog.PrimaryFailed(logger, placement.Vm, e.Message);
         }
         finally
         {
@@ -156,7 +156,7 @@ internal sealed class PrimaryVm : IDisposable
             replicas[nodeId] = known with { ReceivedBytes = ack.Offset, ReplayedExit = ack.Exit, State = (ReplicaState)ack.State, LastAckMs = nowMs() };
         }
         if ((ReplicaState)ack.State == ReplicaState.Diverged)
-            logger.LogError("vm {Vm}: replica {Node} reports a divergence; it must not be promoted", placement.Vm, nodeId);
+            VmLog.ReplicaReportsDivergence(logger, placement.Vm, nodeId);
     }
 
     public IReadOnlyList<ReplicaProgress> Replicas
@@ -202,7 +202,7 @@ internal sealed class PrimaryVm : IDisposable
     {
         stopping.Cancel();
         vm?.Runner.RequestPause();
-        if (!thread.Join(TimeSpan.FromSeconds(5))) logger.LogWarning("vm {Vm}: the primary did not stop within 5 s", placement.Vm);
+        if (!thread.Join(TimeSpan.FromSeconds(5))) VmLog.SlowStop(logger, placement.Vm, "primary");
         try
         {
             Task.WaitAll([.. senders], TimeSpan.FromSeconds(2));

@@ -88,7 +88,7 @@ internal sealed class ReplicaVm : IDisposable
         {
             State = ReplicaState.Diverged;
             Error = e.Message;
-            logger.LogError("vm {Vm}: replica diverged: {Reason}", placement.Vm, e.Message);
+            VmLog.ReplicaDiverged(logger, placement.Vm, e.Message);
         }
         catch (Exception e) when (e is ReplayTruncatedException && stopping.IsCancellationRequested)
         {
@@ -99,7 +99,7 @@ internal sealed class ReplicaVm : IDisposable
         {
             State = ReplicaState.Failed;
             Error = e is LogFormatException ? $"unreadable log from the primary: {e.Message}" : e.Message;
-            logger.LogWarning("vm {Vm}: replica failed: {Reason}", placement.Vm, Error);
+            VmLog.ReplicaFailed(logger, placement.Vm, Error);
         }
     }
 
@@ -125,7 +125,7 @@ internal sealed class ReplicaVm : IDisposable
         stopping.Cancel();
         stream.Close(abandon: true);
         vm?.Runner.RequestPause();
-        if (!thread.Join(TimeSpan.FromSeconds(5))) logger.LogWarning("vm {Vm}: the replica did not stop within 5 s", placement.Vm);
+        if (!thread.Join(TimeSpan.FromSeconds(5))) VmLog.SlowStop(logger, placement.Vm, "replica");
         try
         {
             acks?.Wait(TimeSpan.FromSeconds(2));

@@ -53,14 +53,14 @@ internal sealed class VmManager(string selfId, PeerNetwork network, ILogger logg
                     var addresses = placement.Replicas.Select(id => (id, addressOf(id))).Where(r => r.Item2 is not null).Select(r => (r.id, r.Item2!)).ToList();
                     var vm = new PrimaryVm(placement, placement.Spec, addresses, network, logger, nowMs);
                     primaries[placement.Vm] = (placement, vm);
-                    logger.LogInformation("vm {Vm}: starting the primary (epoch {Epoch}, {Replicas} replicas)", placement.Vm, placement.Epoch, addresses.Count);
+                    VmLog.PrimaryStarting(logger, placement.Vm, placement.Epoch, addresses.Count);
                     vm.Start();
                 }
                 else if (placement.Replicas.Contains(selfId) && !replicas.ContainsKey(placement.Vm) && addressOf(placement.Primary) is { } primaryAddress)
                 {
                     var vm = new ReplicaVm(placement, primaryAddress, network, logger, nowMs);
                     replicas[placement.Vm] = (placement, vm);
-                    logger.LogInformation("vm {Vm}: starting a replica of {Primary}'s copy (epoch {Epoch})", placement.Vm, placement.Primary, placement.Epoch);
+                    VmLog.ReplicaStarting(logger, placement.Vm, placement.Primary, placement.Epoch);
                     vm.Start();
                 }
             }
@@ -79,7 +79,7 @@ internal sealed class VmManager(string selfId, PeerNetwork network, ILogger logg
         }
         catch (VmWireFormatException e)
         {
-            logger.LogWarning("vm stream: dropped a malformed message from {Node}: {Reason}", fromNodeId, e.Message);
+            VmLog.MalformedMessage(logger, fromNodeId, e.Message);
             return;
         }
         lock (gate)

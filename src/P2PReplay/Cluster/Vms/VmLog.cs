@@ -1,0 +1,31 @@
+using Microsoft.Extensions.Logging;
+
+namespace P2PReplay.Cluster.Vms;
+
+/// <summary>Log lines of the replicated VMs (source-generated).</summary>
+internal static partial class VmLog
+{
+    [LoggerMessage(Level = LogLevel.Information, Message = "vm {Vm}: starting the primary (epoch {Epoch}, {Replicas} replicas)")]
+    public static partial void PrimaryStarting(ILogger logger, string vm, ulong epoch, int replicas);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "vm {Vm}: starting a replica of {Primary}'s copy (epoch {Epoch})")]
+    public static partial void ReplicaStarting(ILogger logger, string vm, string primary, ulong epoch);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "vm {Vm}: the primary failed: {Reason}")]
+    public static partial void PrimaryFailed(ILogger logger, string vm, string reason);
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "vm {Vm}: replica {Node} reports a divergence; it must not be promoted")]
+    public static partial void ReplicaReportsDivergence(ILogger logger, string vm, string node);
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "vm {Vm}: replica diverged: {Reason}")]
+    public static partial void ReplicaDiverged(ILogger logger, string vm, string reason);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "vm {Vm}: replica failed: {Reason}")]
+    public static partial void ReplicaFailed(ILogger logger, string vm, string reason);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "vm {Vm}: the {Role} did not stop within 5 s")]
+    public static partial void SlowStop(ILogger logger, string vm, string role);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "vm stream: dropped a malformed message from {Node}: {Reason}")]
+    public static partial void MalformedMessage(ILogger logger, string node, string reason);
+}
