@@ -134,6 +134,7 @@ internal sealed partial class ClusterNode
         var changes = gossip.TakeEvents();
         foreach (var change in changes) OnGossipEvent(change, now);
         if (changes.Count > 0) SaveKnownPeers();
+        TickFailovers();
         if (now >= nextMembershipMs)
         {
             nextMembershipMs = now + MembershipCheckMs;

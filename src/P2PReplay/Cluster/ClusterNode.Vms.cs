@@ -8,7 +8,7 @@ using P2PReplay.Transport;
 namespace P2PReplay.Cluster;
 
 /// <summary>A request to create or stop a VM, sent to the Raft leader (which alone places VMs).</summary>
-internal sealed record VmRequest(string Op, string Name, int Replicas = 0, VmSpec? Spec = null);
+internal sealed record VmRequest(string Op, string Name, int Replicas = 0, VmSpec? Spec = null, ulong Epoch = 0, long ReceivedBytes = 0);
 
 /// <summary>The leader's refusal of a VM request (success shows as the placement being applied).</summary>
 internal sealed record VmRequestFailed(string Name, string Error);
@@ -25,6 +25,13 @@ internal sealed partial class ClusterNode
     private static readonly TimeSpan VmRequestTimeout = TimeSpan.FromSeconds(10);
     private readonly Dictionary<string, (string Op, TaskCompletionSource<Placement?> Done)> pendingVmRequests = new(StringComparer.Ordinal);
     private VmManager? vms;
+
+    /// <summary>Failover reports gathered by the leader: per VM, the epoch whose primary fell silent and what each replica holds.</summary>
+    private readonly Dictionary<string, (ulong Epoch, Dictionary<string, long> Received, long FirstMs)> failoverReports = new(StringComparer.Ordinal);
+    /// <summary>The leader decides once every replica reported, or the primary is not alive in gossip, after at least this long.</summary>
+    private const long FailoverGatherMs = 100;
+    /// <summary>...and at the latest after this long (a replica may be gone too).</summary>
+    private const long FailoverMaxWaitMs = 1000;
 
     public async Task<Placement> CreateVmAsync(string name, int replicaCount, VmSpec spec, CancellationToken cancel) =>
         await SubmitVmRequestAsync(new VmRequest("create", name, replicaCount, spec), cancel).ConfigureAwait(false)
@@ -105,11 +112,56 @@ internal sealed partial class ClusterNode
             case "stop":
                 command = new RemovePlacement(request.Name);
                 break;
+            case "primary-lost":
+                NoteLostPrimary(request, fromNodeId);
+                return;
             default:
                 FailVmRequest(fromNodeId, request.Name, $"unknown VM request '{request.Op}'");
                 return;
         }
         if (!raft.Propose(ClusterState.Encode(command)).Accepted) FailVmRequest(fromNodeId, request.Name, "the leader could not propose it (leadership changing)");
+    }
+
+    /// <summary>A replica says its primary fell silent (leader, on the loop).</summary>
+    private void NoteLostPrimary(VmRequest report, string replica)
+    {
+        if (state.Find(report.Name) is not { } placement || placement.Epoch != report.Epoch || !placement.Replicas.Contains(replica)) return;
+        if (!failoverReports.TryGetValue(report.Name, out var reports) || reports.Epoch != report.Epoch)
+        {
+            reports = (report.Epoch, new Dictionary<string, long>(StringComparer.Ordinal), NowMs);
+            failoverReports[report.Name] = reports;
+        }
+        reports.Received[replica] = report.ReceivedBytes;
+    }
+
+    /// <summary>
+    /// Each tick: replicas report silent primaries to the leader; the leader promotes the replica holding the most
+    /// log, at a higher epoch (the old primary is fenced off: replicas accept only the placement's primary and epoch).
+    /// </summary>
+    private void TickFailovers()
+    {
+        if (vms is null || raft is null || gossip is null) return;
+        foreach (var lost in vms.LostPrimaries())
+            HandleVmRequest(new VmRequest("primary-lost", lost.Vm, Epoch: lost.Epoch, ReceivedBytes: lost.ReceivedBytes), identity.NodeId);
+        if (raft.State != RaftState.Leader) return;
+        long now = NowMs;
+        foreach (var (name, reports) in failoverReports.ToList())
+        {
+            if (state.Find(name) is not { } placement || placement.Epoch != reports.Epoch)
+            {
+                failoverReports.Remove(name);
+                continue;
+            }
+            bool primaryAlive = gossip.Members.Any(m => m.Info.NodeId == placement.Primary && m.Status == MemberStatus.Alive);
+            bool everyone = placement.Replicas.All(reports.Received.ContainsKey);
+            long waited = now - reports.FirstMs;
+            if (waited < FailoverGatherMs || (!everyone && primaryAlive && waited < FailoverMaxWaitMs)) continue;
+            failoverReports.Remove(name);
+            string chosen = reports.Received.OrderByDescending(r => r.Value).ThenBy(r => r.Key, StringComparer.Ordinal).First().Key;
+            var next = placement with { Epoch = placement.Epoch + 1, Primary = chosen, Replicas = placement.Replicas.Where(r => r != chosen).ToList() };
+            if (raft.Propose(ClusterState.Encode(new PutPlacement(next))).Accepted)
+                ClusterLog.Failover(logger, name, placement.Primary, chosen, next.Epoch, reports.Received[chosen]);
+        }
     }
 
     /// <summary>

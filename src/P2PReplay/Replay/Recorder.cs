@@ -32,6 +32,22 @@ public sealed class Recorder : IDisposable
         _writer.Flush();
     }
 
+    /// <summary>
+    /// Goes on recording a run whose log so far was replayed (a replica promoted to primary): the new records append
+    /// to the same log (chunk sequence, event and digest counts, output hash and digest schedule continue).
+    /// </summary>
+    public Recorder(Stream output, Replayer replayed)
+    {
+        ArgumentNullException.ThrowIfNull(replayed);
+        Header = replayed.Header;
+        _interval = Math.Max(1, Header.DigestInterval);
+        _writer = LogWriter.Continuing(output, replayed.ChunksRead);
+        Output = replayed.Output;
+        Events = replayed.Events;
+        Digests = replayed.DigestsChecked;
+        _lastDigestExit = replayed.LastDigestExit;
+    }
+
     public LogHeader Header { get; }
 
     /// <summary>The process being recorded; set once the VM exists.</summary>

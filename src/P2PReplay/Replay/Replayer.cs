@@ -54,6 +54,12 @@ public sealed class Replayer : IDisposable
 
     public int ChunksRead => _reader.ChunksRead;
 
+    /// <summary>The exit of the last digest checked (the recorder that takes over continues the schedule from it).</summary>
+    public long LastDigestExit { get; private set; }
+
+    /// <summary>Every record of a cut-off log has been used: nothing more to replay unless more bytes arrive.</summary>
+    public bool AtEndOfLog => Trailer is null && Peek() is null && _reader.End == LogEnd.Truncated;
+
     public long BytesRead => _reader.LastGoodOffset;
 
     /// <summary>The next input; it must be of this kind, at this exit, in this syscall.</summary>
@@ -90,6 +96,7 @@ public sealed class Replayer : IDisposable
                     var replayed = StateDigest.Capture(exit, Process!, Output.Value, Header.DigestMemory);
                     if (recorded.FirstDifference(replayed) is { } difference) throw Diverged(exit, difference);
                     DigestsChecked++;
+                    LastDigestExit = exit;
                     _next = null;
                     break;
                 case LogRecordKind.Trailer:

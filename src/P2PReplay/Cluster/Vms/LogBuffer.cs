@@ -16,6 +16,16 @@ internal sealed class LogBuffer
     public long Length { get; private set; }
     public bool Completed { get; private set; }
 
+    /// <summary>The log up to here is whole chunks ending after an exit (what may be sent: a replica that takes over
+    /// continues from exactly such a point). The whole log once it is complete.</summary>
+    public long ShippableLength
+    {
+        get
+        {
+            lock (gate) return Completed ? Length : marks.Count == 0 ? 0 : marks[^1].Length;
+        }
+    }
+
     public void Append(ReadOnlySpan<byte> bytes)
     {
         if (bytes.IsEmpty) return;
@@ -32,13 +42,18 @@ internal sealed class LogBuffer
         signal.TrySetResult();
     }
 
-    /// <summary>The log up to Length holds every exit up to this one (called after a flush).</summary>
+    /// <summary>The log up to Length holds every exit up to this one, in whole chunks (called after a flush).</summary>
     public void Mark(long exit)
     {
+        TaskCompletionSource signal;
         lock (gate)
         {
             if (marks.Count == 0 || marks[^1].Exit < exit) marks.Add((exit, Length));
+            else marks[^1] = (exit, Length);
+            signal = grown;
+            grown = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         }
+        signal.TrySetResult();
     }
 
     public void Complete()
@@ -89,13 +104,14 @@ internal sealed class LogBuffer
         }
     }
 
-    /// <summary>Completes when the log grows past the length or completes, or the timeout passes.</summary>
+    /// <summary>Completes when the shippable log grows past the length or completes, or the timeout passes.</summary>
     public Task WaitBeyondAsync(long length, TimeSpan timeout, CancellationToken cancel)
     {
         Task signal;
         lock (gate)
         {
-            if (Length > length || Completed) return Task.CompletedTask;
+            long shippable = Completed ? Length : marks.Count == 0 ? 0 : marks[^1].Length;
+            if (shippable > length || Completed) return Task.CompletedTask;
             signal = grown.Task;
         }
         return Task.WhenAny(signal, Task.Delay(timeout, cancel));

@@ -1,4 +1,5 @@
 using Microsoft.Extensions.Logging;
+using P2PReplay.Linux;
 using P2PReplay.Replay;
 using P2PReplay.Replay.Format;
 using P2PReplay.Transport;
@@ -8,23 +9,29 @@ namespace P2PReplay.Cluster.Vms;
 
 /// <summary>
 /// This node's replica of a VM: receives the primary's log as it is written and replays it live in its own
-/// microVM, checking every digest; acknowledges what it received and how far it replayed every 50 ms.
+/// microVM, checking every digest, acknowledging what it holds every 50 ms. Promoted (failover), it replays what it
+/// received, then the same VM goes on live: its recorder continues the same log, streamed to the other replicas.
 /// </summary>
 internal sealed class ReplicaVm : IDisposable
 {
     private static readonly TimeSpan AckInterval = TimeSpan.FromMilliseconds(50);
 
-    private readonly Placement placement;
-    private readonly string primaryAddress;
     private readonly PeerNetwork network;
     private readonly ILogger logger;
     private readonly Func<long> nowMs;
     private readonly LiveLogStream stream = new();
+    private readonly LogBuffer received = new();
     private readonly VmOutput output = new();
     private readonly CancellationTokenSource stopping = new();
     private readonly Thread thread;
     private Task? acks;
     private MicroVm? vm;
+    private volatile Placement placement;
+    private volatile string primaryAddress;
+    private volatile Promotion? promotion;
+    private volatile LogStreamer? streamer;
+
+    private sealed record Promotion(Placement Placement, IReadOnlyList<(string NodeId, string Address)> Replicas);
 
     public ReplicaState State { get; private set; } = ReplicaState.Waiting;
     public string? Error { get; private set; }
@@ -35,6 +42,12 @@ internal sealed class ReplicaVm : IDisposable
     public long LastHeardMs { get; private set; }
     public VmOutput Output => output;
     public string? ExitStatus { get; private set; }
+    public Placement Placement => placement;
+
+    /// <summary>Promoted and now running live as the primary.</summary>
+    public LogStreamer? Streamer => streamer;
+    public bool Promoted => promotion is not null;
+    public long? WentLiveAtExit { get; private set; }
 
     public ReplicaVm(Placement placement, string primaryAddress, PeerNetwork network, ILogger logger, Func<long> nowMs)
     {
@@ -53,7 +66,7 @@ internal sealed class ReplicaVm : IDisposable
         acks = Task.Run(AckLoopAsync);
     }
 
-    /// <summary>Log data or a heartbeat from the primary (network thread).</summary>
+    /// <summary>Log data or a heartbeat from the primary (network thread; the caller checked sender and epoch).</summary>
     public void OnMessage(VmMessage message)
     {
         LastHeardMs = nowMs();
@@ -61,7 +74,10 @@ internal sealed class ReplicaVm : IDisposable
         {
             case VmMessageType.LogData:
                 // A gap or repeat is ignored: the ack tells the primary where to resume.
-                stream.Offer(message.Offset, message.Data.Span);
+                lock (received)
+                {
+                    if (stream.Offer(message.Offset, message.Data.Span)) received.Append(message.Data.Span);
+                }
                 break;
             case VmMessageType.Heartbeat:
                 PrimaryExits = message.Exit;
@@ -70,19 +86,61 @@ internal sealed class ReplicaVm : IDisposable
         }
     }
 
+    /// <summary>Another replica became primary (a failover): follow it at the new epoch.</summary>
+    public void Retarget(Placement next, string nextPrimaryAddress)
+    {
+        placement = next;
+        primaryAddress = nextPrimaryAddress;
+        LastHeardMs = nowMs();
+    }
+
+    /// <summary>This replica becomes the primary at the new epoch: replay what was received, then go live.</summary>
+    public void Promote(Placement next, IReadOnlyList<(string NodeId, string Address)> replicas)
+    {
+        if (promotion is not null || State is ReplicaState.Diverged or ReplicaState.Failed) return;
+        promotion = new Promotion(next, replicas);
+        placement = next;
+        // No more log will come from the old primary: the replay drains what it holds, then the VM goes live.
+        lock (received) stream.Close(abandon: false);
+    }
+
     private void Run()
     {
+        Recorder? recorder = null;
         try
         {
             using var replayer = new Replayer(stream);
             var config = RecordingSession.RecreateConfiguration(replayer.Header, null, null);
-            using var machine = MicroVm.Create(config, new ReplayingHost(replayer, new VmHost(output, () => vm?.Runner.Exits ?? 0)), null);
+            var vmHost = new VmHost(output, () => vm?.Runner.Exits ?? 0);
+            var host = new PromotableHost(new ReplayingHost(replayer, vmHost), () => GoLive(replayer, vmHost, ref recorder));
+            using var machine = MicroVm.Create(config, host, null);
             vm = machine;
             RecordingSession.Attach(machine, replayer);
+            RecordingSession.ExitHook? live = null;
+            machine.Runner.Observer = new RecordingSession.ExitHook((exit, exited) =>
+            {
+                if (live is null && host.Live) live = PrimaryVm.LiveExitHook(recorder!, received, streamer!);
+                if (live is not null)
+                {
+                    live.AfterExit(exit, exited);
+                    return;
+                }
+                try
+                {
+                    replayer.AfterExit(exit, exited);
+                }
+                catch (ReplayTruncatedException) when (promotion is not null && replayer.AtEndOfLog)
+                {
+                    // Everything received is replayed and verified: from the next exit on, this copy runs live.
+                    host.SwitchToLive();
+                    live = PrimaryVm.LiveExitHook(recorder!, received, streamer!);
+                    live.AfterExit(exit, exited);
+                }
+            });
             State = ReplicaState.Replaying;
             var status = machine.Run();
             State = ReplicaState.Finished;
-            ExitStatus = status is null ? "stopped" : $"exited {status.ShellStatus}, {replayer.DigestsChecked} digests verified";
+            ExitStatus = status is null ? "stopped" : $"exited {status.ShellStatus}, {replayer.DigestsChecked} digests verified{(host.Live ? $", live since exit {WentLiveAtExit}" : "")}";
         }
         catch (ReplayDivergenceException e)
         {
@@ -90,7 +148,7 @@ internal sealed class ReplicaVm : IDisposable
             Error = e.Message;
             VmLog.ReplicaDiverged(logger, placement.Vm, e.Message);
         }
-        catch (Exception e) when (e is ReplayTruncatedException && stopping.IsCancellationRequested)
+        catch (ReplayTruncatedException) when (stopping.IsCancellationRequested || promotion is null)
         {
             State = ReplicaState.Finished;
             ExitStatus = "stopped";
@@ -101,16 +159,40 @@ internal sealed class ReplicaVm : IDisposable
             Error = e is LogFormatException ? $"unreadable log from the primary: {e.Message}" : e.Message;
             VmLog.ReplicaFailed(logger, placement.Vm, Error);
         }
+        finally
+        {
+            recorder?.Dispose();
+            if (streamer is not null) received.Complete();
+        }
+    }
+
+    /// <summary>The switch (on the vCPU thread): a recorder continuing the same log, streamed to the other replicas.</summary>
+    private IHostEnvironment GoLive(Replayer replayer, VmHost vmHost, ref Recorder? recorder)
+    {
+        var next = promotion ?? throw new InvalidOperationException("not promoted");
+        long exit = vm!.Runner.Exits;
+        WentLiveAtExit = exit;
+        recorder = new Recorder(new LogBufferStream(received), replayer) { Process = vm.Process };
+        var machine = vm;
+        recorder.CurrentExit = () => machine.Runner.Exits;
+        // The received log covers every exit before this one.
+        received.Mark(Math.Max(0, exit - 1));
+        var started = new LogStreamer(next.Placement.Vm, next.Placement.Epoch, received, next.Replicas, network, nowMs, () => vm?.Runner.Exits ?? 0);
+        started.Start();
+        streamer = started;
+        VmLog.WentLive(logger, next.Placement.Vm, next.Placement.Epoch, exit, received.Length);
+        return new RecordingHost(vmHost, recorder);
     }
 
     private async Task AckLoopAsync()
     {
-        while (!stopping.IsCancellationRequested)
+        while (!stopping.IsCancellationRequested && promotion is null)
         {
             try
             {
+                var current = placement;
                 await network.SendAsync(primaryAddress, ChannelKind.VmLog,
-                    VmMessage.Ack(placement.Vm, placement.Epoch, (ulong)stream.Received, ReplayedExits, State).Encode(), compress: false, stopping.Token).ConfigureAwait(false);
+                    VmMessage.Ack(current.Vm, current.Epoch, (ulong)stream.Received, ReplayedExits, State).Encode(), compress: false, stopping.Token).ConfigureAwait(false);
                 await Task.Delay(AckInterval, stopping.Token).ConfigureAwait(false);
             }
             catch (Exception e) when (e is OperationCanceledException or ObjectDisposedException)
@@ -120,9 +202,17 @@ internal sealed class ReplicaVm : IDisposable
         }
     }
 
+    public void OnAck(string nodeId, VmMessage ack)
+    {
+        if (streamer?.OnAck(nodeId, ack) == ReplicaState.Diverged) VmLog.ReplicaReportsDivergence(logger, placement.Vm, nodeId);
+    }
+
+    public byte[] ReleasedOutput() => streamer is { } live ? output.UpTo(live.ReleasedExit()) : output.UpTo(long.MaxValue);
+
     public void Dispose()
     {
         stopping.Cancel();
+        streamer?.Dispose();
         stream.Close(abandon: true);
         vm?.Runner.RequestPause();
         if (!thread.Join(TimeSpan.FromSeconds(5))) VmLog.SlowStop(logger, placement.Vm, "replica");
@@ -134,5 +224,76 @@ internal sealed class ReplicaVm : IDisposable
         {
         }
         stopping.Dispose();
+    }
+}
+
+/// <summary>
+/// The host a replica's VM sees: the replayed log while it lasts; on promotion, once the log is used up, the
+/// real host through a recorder (the switch happens at a syscall asking for input, or after an exit).
+/// </summary>
+internal sealed class PromotableHost(IHostEnvironment replaying, PromotableHost.LiveFactory goLive) : IHostEnvironment
+{
+    public delegate IHostEnvironment LiveFactory();
+
+    private IHostEnvironment? live;
+
+    public bool Live => live is not null;
+
+    public void SwitchToLive() => live ??= goLive();
+
+    private T Call<T>(Func<IHostEnvironment, T> call)
+    {
+        if (live is not null) return call(live);
+        try
+        {
+            return call(replaying);
+        }
+        catch (ReplayTruncatedException)
+        {
+            // The log ran out in this syscall: go live if promoted (goLive throws otherwise), and answer live.
+            SwitchToLive();
+            return call(live!);
+        }
+    }
+
+    public long RealtimeNanoseconds() => Call(h => h.RealtimeNanoseconds());
+    public long MonotonicNanoseconds() => Call(h => h.MonotonicNanoseconds());
+    public void Sleep(long nanoseconds) => Call(h => { h.Sleep(nanoseconds); return 0; });
+    public int ReadStdin(Span<byte> buffer)
+    {
+        if (live is not null) return live.ReadStdin(buffer);
+        try
+        {
+            return replaying.ReadStdin(buffer);
+        }
+        catch (ReplayTruncatedException)
+        {
+            SwitchToLive();
+            return live!.ReadStdin(buffer);
+        }
+    }
+
+    public void GetRandomBytes(Span<byte> buffer)
+    {
+        if (live is not null)
+        {
+            live.GetRandomBytes(buffer);
+            return;
+        }
+        try
+        {
+            replaying.GetRandomBytes(buffer);
+        }
+        catch (ReplayTruncatedException)
+        {
+            SwitchToLive();
+            live!.GetRandomBytes(buffer);
+        }
+    }
+
+    public void WriteOutput(int fd, ReadOnlySpan<byte> data)
+    {
+        if (live is not null) live.WriteOutput(fd, data);
+        else replaying.WriteOutput(fd, data);
     }
 }

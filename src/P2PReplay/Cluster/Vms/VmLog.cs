@@ -28,4 +28,10 @@ internal static partial class VmLog
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "vm stream: dropped a malformed message from {Node}: {Reason}")]
     public static partial void MalformedMessage(ILogger logger, string node, string reason);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "vm {Vm}: this replica is the primary now (epoch {Epoch}): replayed up to exit {Exit} ({Bytes} log bytes), running live from here")]
+    public static partial void WentLive(ILogger logger, string vm, ulong epoch, long exit, long bytes);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "vm {Vm}: no word from the primary {Primary} for {Milliseconds} ms (epoch {Epoch}); asking for a failover")]
+    public static partial void PrimarySilent(ILogger logger, string vm, string primary, long milliseconds, ulong epoch);
 }

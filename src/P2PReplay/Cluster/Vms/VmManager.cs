@@ -1,6 +1,3 @@
-using Microsoft.Extensions.Logging;
-using P2PReplay.Transport;
-
 namespace P2PReplay.Cluster.Vms;
 
 /// <summary>A VM as this node knows it: its placement, and the local copy's progress if this node runs one.</summary>
@@ -16,50 +13,77 @@ internal sealed record VmView(
 /// <summary>One replica's position as its primary sees it (or as the replica itself sees it).</summary>
 internal sealed record ReplicaView(string NodeId, string State, long ReplayedExits, long ReceivedBytes, long LagExits, long LagMs, bool Live);
 
+/// <summary>A replica that has not heard from its primary for too long (the failover trigger).</summary>
+internal sealed record LostPrimary(string Vm, ulong Epoch, string Primary, long ReceivedBytes, long SilentMs);
+
 /// <summary>
 /// Runs this node's share of the placement table: a primary for each VM placed here as primary, a replica for each
-/// placed here as replica; stops copies whose placement went away. Routes VM log stream messages to them.
+/// placed here as replica; promotes or retargets replicas when a failover moves the primary; stops copies whose
+/// placement went away. Routes VM log stream messages to them.
 /// </summary>
-internal sealed class VmManager(string selfId, PeerNetwork network, ILogger logger, Func<long> nowMs) : IDisposable
+internal sealed class VmManager(string selfId, Transport.PeerNetwork network, Microsoft.Extensions.Logging.ILogger logger, Func<long> nowMs) : IDisposable
 {
+    /// <summary>Heartbeats come every 100 ms: this much silence means the primary is gone.</summary>
+    public const long PrimarySilenceMs = 400;
+
     private readonly Lock gate = new();
     private readonly Dictionary<string, (Placement Placement, PrimaryVm Vm)> primaries = new(StringComparer.Ordinal);
-    private readonly Dictionary<string, (Placement Placement, ReplicaVm Vm)> replicas = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, ReplicaVm> replicas = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, long> lastReportMs = new(StringComparer.Ordinal);
+    /// <summary>A report may be lost (no leader at that moment): repeat it this often while the silence lasts.</summary>
+    private const long ReportEveryMs = 300;
 
     /// <summary>Brings the local copies in line with the placement table (cluster loop thread).</summary>
     public void Reconcile(IReadOnlyCollection<Placement> placements, Func<string, string?> addressOf)
     {
         var wanted = placements.ToDictionary(p => p.Vm, StringComparer.Ordinal);
         List<IDisposable> stop = [];
+        List<(string NodeId, string Address)> AddressesOf(IEnumerable<string> ids) =>
+            ids.Select(id => (id, addressOf(id))).Where(r => r.Item2 is not null).Select(r => (r.id, r.Item2!)).ToList();
         lock (gate)
         {
             foreach (var (name, (placement, vm)) in primaries.ToList())
             {
                 if (wanted.TryGetValue(name, out var now) && now.Epoch == placement.Epoch && now.Primary == selfId) continue;
+                // A newer epoch made someone else primary (or the VM is gone): this copy must never release output again.
                 primaries.Remove(name);
                 stop.Add(vm);
             }
-            foreach (var (name, (placement, vm)) in replicas.ToList())
+            foreach (var (name, replica) in replicas.ToList())
             {
-                if (wanted.TryGetValue(name, out var now) && now.Epoch == placement.Epoch && now.Replicas.Contains(selfId)) continue;
+                if (wanted.TryGetValue(name, out var now))
+                {
+                    if (now.Epoch == replica.Placement.Epoch) continue;
+                    lastReportMs.Remove(name);
+                    if (now.Primary == selfId)
+                    {
+                        replica.Promote(now, AddressesOf(now.Replicas));
+                        continue;
+                    }
+                    if (now.Replicas.Contains(selfId) && !replica.Promoted && addressOf(now.Primary) is { } address)
+                    {
+                        replica.Retarget(now, address);
+                        continue;
+                    }
+                }
                 replicas.Remove(name);
-                stop.Add(vm);
+                stop.Add(replica);
             }
             foreach (var placement in placements)
             {
-                if (placement.Spec is null) continue;
+                if (placement.Spec is null || replicas.ContainsKey(placement.Vm)) continue;
                 if (placement.Primary == selfId && !primaries.ContainsKey(placement.Vm))
                 {
-                    var addresses = placement.Replicas.Select(id => (id, addressOf(id))).Where(r => r.Item2 is not null).Select(r => (r.id, r.Item2!)).ToList();
+                    var addresses = AddressesOf(placement.Replicas);
                     var vm = new PrimaryVm(placement, placement.Spec, addresses, network, logger, nowMs);
                     primaries[placement.Vm] = (placement, vm);
                     VmLog.PrimaryStarting(logger, placement.Vm, placement.Epoch, addresses.Count);
                     vm.Start();
                 }
-                else if (placement.Replicas.Contains(selfId) && !replicas.ContainsKey(placement.Vm) && addressOf(placement.Primary) is { } primaryAddress)
+                else if (placement.Replicas.Contains(selfId) && addressOf(placement.Primary) is { } primaryAddress)
                 {
                     var vm = new ReplicaVm(placement, primaryAddress, network, logger, nowMs);
-                    replicas[placement.Vm] = (placement, vm);
+                    replicas[placement.Vm] = vm;
                     VmLog.ReplicaStarting(logger, placement.Vm, placement.Primary, placement.Epoch);
                     vm.Start();
                 }
@@ -67,6 +91,29 @@ internal sealed class VmManager(string selfId, PeerNetwork network, ILogger logg
         }
         // Stopping joins VM threads: not under the lock, and not for long (RequestPause kicks the vCPU).
         foreach (var vm in stop) vm.Dispose();
+    }
+
+    /// <summary>Replicas whose primary fell silent, each reported once per epoch (cluster loop thread).</summary>
+    public IReadOnlyList<LostPrimary> LostPrimaries()
+    {
+        long now = nowMs();
+        var lost = new List<LostPrimary>();
+        lock (gate)
+        {
+            foreach (var (name, replica) in replicas)
+            {
+                var placement = replica.Placement;
+                if (replica.Promoted || replica.State is ReplicaState.Finished or ReplicaState.Diverged or ReplicaState.Failed) continue;
+                long silent = now - replica.LastHeardMs;
+                if (silent < PrimarySilenceMs) continue;
+                bool first = !lastReportMs.TryGetValue(name, out long last);
+                if (!first && now - last < ReportEveryMs) continue;
+                lastReportMs[name] = now;
+                if (first) VmLog.PrimarySilent(logger, name, placement.Primary, silent, placement.Epoch);
+                lost.Add(new LostPrimary(name, placement.Epoch, placement.Primary, replica.ReceivedBytes, silent));
+            }
+        }
+        return lost;
     }
 
     /// <summary>A VmLog frame from an authenticated peer (network thread).</summary>
@@ -87,11 +134,12 @@ internal sealed class VmManager(string selfId, PeerNetwork network, ILogger logg
             if (message.Type == VmMessageType.Ack)
             {
                 if (primaries.TryGetValue(message.Vm, out var primary) && primary.Placement.Epoch == message.Epoch) primary.Vm.OnAck(fromNodeId, message);
+                else if (replicas.TryGetValue(message.Vm, out var promoted) && promoted.Promoted && promoted.Placement.Epoch == message.Epoch) promoted.OnAck(fromNodeId, message);
                 return;
             }
             // Only the placement's primary at the current epoch may feed a replica: an old primary is fenced off.
-            if (replicas.TryGetValue(message.Vm, out var replica) && replica.Placement.Primary == fromNodeId && replica.Placement.Epoch == message.Epoch)
-                replica.Vm.OnMessage(message);
+            if (replicas.TryGetValue(message.Vm, out var replica) && !replica.Promoted && replica.Placement.Primary == fromNodeId && replica.Placement.Epoch == message.Epoch)
+                replica.OnMessage(message);
         }
     }
 
@@ -99,24 +147,29 @@ internal sealed class VmManager(string selfId, PeerNetwork network, ILogger logg
     {
         lock (gate)
         {
+            long now = nowMs();
             if (primaries.TryGetValue(placement.Vm, out var primary) && primary.Placement.Epoch == placement.Epoch)
             {
                 var vm = primary.Vm;
-                long now = nowMs();
-                var views = vm.Replicas.Select(r => new ReplicaView(r.NodeId, r.State.ToString().ToLowerInvariant(), r.ReplayedExit, (long)r.ReceivedBytes,
-                    Math.Max(0, vm.Exits - r.ReplayedExit), vm.LagMs(r.ReplayedExit), now - r.LastAckMs <= PrimaryVm.LiveAckMs)).ToList();
-                return new VmView(placement, "primary", vm.State, vm.Error, vm.Exits, vm.LogBytes, views);
+                return new VmView(placement, "primary", vm.State, vm.Error, vm.Exits, vm.LogBytes, ReplicaViews(vm.Streamer, vm.Exits, now));
             }
             if (replicas.TryGetValue(placement.Vm, out var replica) && replica.Placement.Epoch == placement.Epoch)
             {
-                var vm = replica.Vm;
-                string state = vm.State.ToString().ToLowerInvariant() + (vm.ExitStatus is { } exit ? $" ({exit})" : "");
-                var self = new ReplicaView(selfId, state, vm.ReplayedExits, vm.ReceivedBytes, Math.Max(0, vm.PrimaryExits - vm.ReplayedExits), -1, true);
-                return new VmView(placement, "replica", state, vm.Error, vm.PrimaryExits, vm.PrimaryLogBytes, [self]);
+                string state = replica.State.ToString().ToLowerInvariant() + (replica.ExitStatus is { } exit ? $" ({exit})" : "");
+                if (replica.Streamer is { } streamer)
+                    return new VmView(placement, "primary", $"{state}, live since exit {replica.WentLiveAtExit}", replica.Error, replica.ReplayedExits, streamer.Log.Length, ReplicaViews(streamer, replica.ReplayedExits, now));
+                if (replica.Promoted)
+                    return new VmView(placement, "primary", "taking over: replaying what it received", replica.Error, replica.ReplayedExits, replica.ReceivedBytes, []);
+                var self = new ReplicaView(selfId, state, replica.ReplayedExits, replica.ReceivedBytes, Math.Max(0, replica.PrimaryExits - replica.ReplayedExits), -1, true);
+                return new VmView(placement, "replica", state, replica.Error, replica.PrimaryExits, replica.PrimaryLogBytes, [self]);
             }
             return new VmView(placement, "none", "runs elsewhere", null, 0, 0, []);
         }
     }
+
+    private static List<ReplicaView> ReplicaViews(LogStreamer streamer, long exits, long now) =>
+        streamer.Replicas.Select(r => new ReplicaView(r.NodeId, r.State.ToString().ToLowerInvariant(), r.ReplayedExit, (long)r.ReceivedBytes,
+            Math.Max(0, exits - r.ReplayedExit), streamer.LagMs(r.ReplayedExit), now - r.LastAckMs <= LogStreamer.LiveAckMs)).ToList();
 
     /// <summary>The guest's output as this node may show it: released output on the primary, replayed output on a replica.</summary>
     public byte[]? Output(string vm)
@@ -124,7 +177,7 @@ internal sealed class VmManager(string selfId, PeerNetwork network, ILogger logg
         lock (gate)
         {
             if (primaries.TryGetValue(vm, out var primary)) return primary.Vm.ReleasedOutput();
-            if (replicas.TryGetValue(vm, out var replica)) return replica.Vm.Output.UpTo(long.MaxValue);
+            if (replicas.TryGetValue(vm, out var replica)) return replica.ReleasedOutput();
             return null;
         }
     }
@@ -134,7 +187,7 @@ internal sealed class VmManager(string selfId, PeerNetwork network, ILogger logg
         List<IDisposable> all;
         lock (gate)
         {
-            all = [.. primaries.Values.Select(p => (IDisposable)p.Vm), .. replicas.Values.Select(r => (IDisposable)r.Vm)];
+            all = [.. primaries.Values.Select(p => (IDisposable)p.Vm), .. replicas.Values];
             primaries.Clear();
             replicas.Clear();
         }

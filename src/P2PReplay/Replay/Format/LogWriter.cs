@@ -25,6 +25,17 @@ public sealed class LogWriter : IDisposable
     private bool _disposed;
 
     public LogWriter(Stream output, int chunkTargetBytes = 64 * 1024, bool leaveOpen = false)
+        : this(output, chunkTargetBytes, leaveOpen, firstChunk: -1)
+    {
+    }
+
+    /// <summary>
+    /// Continues a log another writer began (a replica taking over as primary): no stream header, chunk sequence
+    /// numbers go on from <paramref name="firstChunk"/>; the bytes append to the ones the reader already holds.
+    /// </summary>
+    public static LogWriter Continuing(Stream output, int firstChunk) => new(output, 64 * 1024, leaveOpen: false, firstChunk);
+
+    private LogWriter(Stream output, int chunkTargetBytes, bool leaveOpen, int firstChunk)
     {
         ArgumentNullException.ThrowIfNull(output);
         ArgumentOutOfRangeException.ThrowIfLessThan(chunkTargetBytes, 1);
@@ -33,6 +44,11 @@ public sealed class LogWriter : IDisposable
         _leaveOpen = leaveOpen;
         _chunkTargetBytes = chunkTargetBytes;
         _buffer = new byte[Math.Min(chunkTargetBytes + 64, LogFormat.MaxChunkBytes)];
+        if (firstChunk >= 0)
+        {
+            ChunkCount = firstChunk;
+            return;
+        }
         Span<byte> header = stackalloc byte[LogFormat.StreamHeaderSize];
         LogFormat.WriteStreamHeader(header);
         Write(header);

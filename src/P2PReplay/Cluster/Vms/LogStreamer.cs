@@ -1,0 +1,162 @@
+using P2PReplay.Transport;
+
+namespace P2PReplay.Cluster.Vms;
+
+/// <summary>What a replica last reported to its primary.</summary>
+internal sealed record ReplicaProgress(string NodeId, string Address, ulong ReceivedBytes, long ReplayedExit, ReplicaState State, long LastAckMs, bool Heard);
+
+/// <summary>
+/// The primary's side of the log stream: one sender per replica shipping the log's whole chunks from where that
+/// replica says it is, heartbeats every 100 ms, acknowledgements, and what they allow (output commit, lag).
+/// </summary>
+internal sealed class LogStreamer : IDisposable
+{
+    private static readonly TimeSpan HeartbeatInterval = TimeSpan.FromMilliseconds(100);
+    private const int ChunkBytes = 256 * 1024;
+    /// <summary>A replica silent for this long no longer holds output back (it is not live).</summary>
+    public const long LiveAckMs = 2000;
+
+    private readonly string vm;
+    private readonly ulong epoch;
+    private readonly LogBuffer log;
+    private readonly PeerNetwork network;
+    private readonly Func<long> nowMs;
+    private readonly Func<long> currentExit;
+    private readonly Dictionary<string, ReplicaProgress> replicas = new(StringComparer.Ordinal);
+    private readonly List<(long Exit, long AtMs)> exitTimes = [];
+    private readonly Lock gate = new();
+    private readonly CancellationTokenSource stopping = new();
+    private readonly List<Task> senders = [];
+
+    public LogStreamer(string vm, ulong epoch, LogBuffer log, IReadOnlyList<(string NodeId, string Address)> replicaAddresses, PeerNetwork network, Func<long> nowMs, Func<long> currentExit)
+    {
+        this.vm = vm;
+        this.epoch = epoch;
+        this.log = log;
+        this.network = network;
+        this.nowMs = nowMs;
+        this.currentExit = currentExit;
+        foreach (var (id, address) in replicaAddresses) replicas[id] = new ReplicaProgress(id, address, 0, 0, ReplicaState.Waiting, nowMs(), Heard: false);
+    }
+
+    public LogBuffer Log => log;
+
+    public void Start()
+    {
+        foreach (var replica in replicas.Values) senders.Add(Task.Run(() => SendLoopAsync(replica.NodeId, replica.Address)));
+    }
+
+    /// <summary>The log now covers this exit (after a flush): remembered for lag in milliseconds.</summary>
+    public void Marked(long exit)
+    {
+        lock (gate) exitTimes.Add((exit, nowMs()));
+    }
+
+    private async Task SendLoopAsync(string replicaId, string address)
+    {
+        long sent = 0;
+        long lastHeartbeat = 0;
+        long lastProgressMs = nowMs();
+        bool positioned = false;
+        while (!stopping.IsCancellationRequested)
+        {
+            try
+            {
+                await log.WaitBeyondAsync(sent, HeartbeatInterval, stopping.Token).ConfigureAwait(false);
+                ReplicaProgress progress;
+                lock (gate) progress = replicas[replicaId];
+                long shippable = log.ShippableLength;
+                // Start where the replica is (after a failover it may already hold most of the log); resend from
+                // its position when it reports less than was sent for a while (a connection broke).
+                if (!positioned && progress.Heard)
+                {
+                    sent = Math.Min((long)progress.ReceivedBytes, shippable);
+                    positioned = true;
+                }
+                if (positioned && (long)progress.ReceivedBytes < sent && nowMs() - lastProgressMs > 1000)
+                {
+                    sent = (long)progress.ReceivedBytes;
+                    lastProgressMs = nowMs();
+                }
+                if ((long)progress.ReceivedBytes >= sent) lastProgressMs = nowMs();
+                byte[] data = positioned && sent < shippable ? log.Read(sent, (int)Math.Min(ChunkBytes, shippable - sent)) : [];
+                if (data.Length > 0 && await network.SendAsync(address, ChannelKind.VmLog, VmMessage.LogData(vm, epoch, (ulong)sent, data).Encode(), compress: false, stopping.Token).ConfigureAwait(false))
+                    sent += data.Length;
+                if (nowMs() - lastHeartbeat >= HeartbeatInterval.TotalMilliseconds || data.Length == 0)
+                {
+                    if (nowMs() - lastHeartbeat >= HeartbeatInterval.TotalMilliseconds)
+                    {
+                        lastHeartbeat = nowMs();
+                        await network.SendAsync(address, ChannelKind.VmLog, VmMessage.Heartbeat(vm, epoch, currentExit(), (ulong)shippable, log.Completed).Encode(), compress: false, stopping.Token).ConfigureAwait(false);
+                    }
+                    if (data.Length == 0) await Task.Delay(positioned ? 5 : 20, stopping.Token).ConfigureAwait(false);
+                }
+            }
+            catch (Exception e) when (e is OperationCanceledException or ObjectDisposedException)
+            {
+                return;
+            }
+        }
+    }
+
+    /// <summary>A replica's acknowledgement (network thread).</summary>
+    public ReplicaState? OnAck(string nodeId, VmMessage ack)
+    {
+        lock (gate)
+        {
+            if (!replicas.TryGetValue(nodeId, out var known)) return null;
+            replicas[nodeId] = known with { ReceivedBytes = ack.Offset, ReplayedExit = ack.Exit, State = (ReplicaState)ack.State, LastAckMs = nowMs(), Heard = true };
+            return (ReplicaState)ack.State;
+        }
+    }
+
+    public IReadOnlyList<ReplicaProgress> Replicas
+    {
+        get
+        {
+            lock (gate) return [.. replicas.Values];
+        }
+    }
+
+    /// <summary>How many milliseconds ago the primary was at this exit (replica lag in time).</summary>
+    public long LagMs(long replayedExit)
+    {
+        lock (gate)
+        {
+            foreach (var (exit, at) in exitTimes)
+            {
+                if (exit > replayedExit) return Math.Max(0, nowMs() - at);
+            }
+            return 0;
+        }
+    }
+
+    /// <summary>Output commit: the highest exit whose log every live replica has received (all, without replicas).</summary>
+    public long ReleasedExit()
+    {
+        long exit = long.MaxValue;
+        long now = nowMs();
+        lock (gate)
+        {
+            foreach (var replica in replicas.Values)
+            {
+                if (now - replica.LastAckMs > LiveAckMs || replica.State is ReplicaState.Diverged or ReplicaState.Failed) continue;
+                exit = Math.Min(exit, log.ExitCoveredBy((long)replica.ReceivedBytes));
+            }
+        }
+        return exit;
+    }
+
+    public void Dispose()
+    {
+        stopping.Cancel();
+        try
+        {
+            Task.WaitAll([.. senders], TimeSpan.FromSeconds(2));
+        }
+        catch (AggregateException)
+        {
+        }
+        stopping.Dispose();
+    }
+}
