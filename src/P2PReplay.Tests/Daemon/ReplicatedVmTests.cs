@@ -87,6 +87,62 @@ public sealed class ReplicatedVmTests
         }
     }
 
+    [KvmFact]
+    public async Task Killing_the_primary_mid_run_fails_over_without_losing_or_repeating_output()
+    {
+        var daemons = await ClusterProcessTests.FormClusterAsync(3);
+        try
+        {
+            var ids = new List<string>();
+            foreach (var daemon in daemons) ids.Add((await daemon.StatusAsync()).NodeId);
+            string ticker = Repo.Guest("musl", "ticker");
+            var (code, output) = await Cli.RunAsync(["vm", "create", "tick", "--replicas", "2", "--socket", daemons[0].Socket, "--", ticker, "120", "20"]);
+            Assert.True(code == 0, output);
+            var first = await ShowAsync(daemons[0], "tick");
+            var primary = daemons[ids.IndexOf(first.Primary)];
+
+            // Let it run a while (the primary has produced output and shipped log), then pull the plug on it.
+            var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(20);
+            while ((await ShowAsync(primary, "tick")).Exits < 150 && DateTime.UtcNow < deadline) await Task.Delay(20);
+            primary.Kill();
+            var survivors = daemons.Where(d => d != primary).ToList();
+
+            var views = new List<VmBody>();
+            deadline = DateTime.UtcNow + TimeSpan.FromSeconds(30);
+            while (DateTime.UtcNow < deadline)
+            {
+                views.Clear();
+                foreach (var daemon in survivors) views.Add(await ShowAsync(daemon, "tick"));
+                if (views.All(v => v.Epoch == 2 && v.State.StartsWith("finished (exited 0", StringComparison.Ordinal))) break;
+                await Task.Delay(100);
+            }
+            Assert.All(views, v => Assert.Equal(2UL, v.Epoch));
+            Assert.Contains(views[0].Primary, first.Replicas);
+            Assert.DoesNotContain(first.Primary, views[0].Replicas);
+            Assert.All(views, v => Assert.StartsWith("finished (exited 0", v.State, StringComparison.Ordinal));
+            Assert.Contains(views, v => v.Role == "primary" && v.State.Contains("live since exit", StringComparison.Ordinal));
+            Assert.Contains("failover from", string.Join("", survivors.Select(s => s.Log)), StringComparison.Ordinal);
+
+            // Every tick exactly once, in order, and the same bytes on both surviving copies.
+            // (The primary releases output once the replica's acknowledgement, every 50 ms, covers it.)
+            var outputs = new List<string>();
+            for (int attempt = 0; attempt < 40 && (outputs.Count == 0 || outputs[0] != outputs[1]); attempt++)
+            {
+                if (attempt > 0) await Task.Delay(50);
+                outputs.Clear();
+                foreach (var daemon in survivors) outputs.Add(await LogsAsync(daemon, "tick"));
+            }
+            Assert.Equal(outputs[0], outputs[1]);
+            var lines = outputs[0].Split('\n', StringSplitOptions.RemoveEmptyEntries);
+            Assert.Equal(Enumerable.Range(1, 120).Select(i => $"tick {i} "), lines.Where(l => l.StartsWith("tick ", StringComparison.Ordinal)).Select(l => l[..(l.IndexOf(' ', 5) + 1)]));
+            Assert.StartsWith("checksum ", lines[^1], StringComparison.Ordinal);
+        }
+        finally
+        {
+            foreach (var daemon in daemons) await daemon.DisposeAsync();
+        }
+    }
+
     [Fact]
     public async Task Bad_vm_requests_get_clear_errors()
     {
