@@ -143,6 +143,87 @@ public sealed class ReplicatedVmTests
         }
     }
 
+    /// <summary>
+    /// Twenty times: kill -9 the primary's daemon, restart it (it comes back with no copy and must not run one),
+    /// and wait until failover and repair restored a primary with two caught-up replicas. The guest's output at the
+    /// end holds every line exactly once and every copy agrees.
+    /// </summary>
+    [KvmFact]
+    public async Task Twenty_primary_kills_with_repair_in_between_lose_and_repeat_nothing()
+    {
+        var daemons = await ClusterProcessTests.FormClusterAsync(3);
+        try
+        {
+            var ids = new List<string>();
+            foreach (var daemon in daemons) ids.Add((await daemon.StatusAsync()).NodeId);
+            const int ticks = 4000;
+            var (code, output) = await Cli.RunAsync(["vm", "create", "long", "--replicas", "2", "--socket", daemons[0].Socket, "--", Repo.Guest("musl", "ticker"), $"{ticks}", "10"]);
+            Assert.True(code == 0, output);
+            ulong epoch = 1;
+            for (int kill = 1; kill <= 20; kill++)
+            {
+                // Healthy: a primary at this epoch with two live replicas close behind it.
+                var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(30);
+                VmBody? primaryView = null;
+                VmBody? last = null;
+                while (DateTime.UtcNow < deadline)
+                {
+                    var placement = await ShowAsync(daemons[0], "long");
+                    var view = await ShowAsync(daemons[ids.IndexOf(placement.Primary)], "long");
+                    last = view;
+                    if (view.Role == "primary" && view.Epoch >= epoch && view.ReplicaStatus.Count == 2
+                        && view.ReplicaStatus.All(r => r.Live && r.LagExits < 200 && r.ReplayedExits > 0))
+                    {
+                        primaryView = view;
+                        break;
+                    }
+                    await Task.Delay(50);
+                }
+                Assert.True(primaryView is not null, $"kill {kill}: no healthy primary with two caught-up replicas; last view {System.Text.Json.JsonSerializer.Serialize(last!, ControlJsonContext.Default.VmBody)}\n{string.Join("\n", daemons.Select(d => string.Join("\n", d.Log.Split('\n').Where(l => l.Contains("vm ", StringComparison.Ordinal) || l.Contains("gossip", StringComparison.Ordinal)))))}");
+                Assert.DoesNotContain("finished", primaryView!.State, StringComparison.Ordinal);
+                epoch = primaryView.Epoch;
+                int victim = ids.IndexOf(primaryView.Primary);
+                string directory = daemons[victim].Directory;
+                int port = daemons[victim].Port;
+                daemons[victim].Kill();
+                // The others fail over to a higher epoch.
+                deadline = DateTime.UtcNow + TimeSpan.FromSeconds(15);
+                while ((await ShowAsync(daemons[(victim + 1) % 3], "long")).Epoch <= epoch && DateTime.UtcNow < deadline) await Task.Delay(20);
+                Assert.True((await ShowAsync(daemons[(victim + 1) % 3], "long")).Epoch > epoch, $"kill {kill}: no failover");
+                epoch++;
+                // The restarted daemon keeps the data dir (identity, Raft log) and takes over its cleanup.
+                daemons[victim] = await DaemonProcess.StartAsync(directory: directory, port: port, takeOwnership: true);
+            }
+
+            // Let the run finish on the last primary; every copy ends with the same complete output.
+            var finalDeadline = DateTime.UtcNow + TimeSpan.FromSeconds(90);
+            var views = new List<VmBody>();
+            while (DateTime.UtcNow < finalDeadline)
+            {
+                views.Clear();
+                foreach (var daemon in daemons) views.Add(await ShowAsync(daemon, "long"));
+                if (views.All(v => v.State.StartsWith("finished (exited 0", StringComparison.Ordinal) || v.State == "exited 0")) break;
+                await Task.Delay(200);
+            }
+            Assert.All(views, v => Assert.True(v.State.StartsWith("finished (exited 0", StringComparison.Ordinal) || v.State == "exited 0", v.State));
+            var outputs = new List<string>();
+            for (int attempt = 0; attempt < 40 && (outputs.Count == 0 || outputs.Distinct().Count() > 1); attempt++)
+            {
+                if (attempt > 0) await Task.Delay(50);
+                outputs.Clear();
+                foreach (var daemon in daemons) outputs.Add(await LogsAsync(daemon, "long"));
+            }
+            Assert.Single(outputs.Distinct());
+            var lines = outputs[0].Split('\n', StringSplitOptions.RemoveEmptyEntries);
+            Assert.Equal(Enumerable.Range(1, ticks).Select(i => $"tick {i} "), lines.Where(l => l.StartsWith("tick ", StringComparison.Ordinal)).Select(l => l[..(l.IndexOf(' ', 5) + 1)]));
+            Assert.StartsWith("checksum ", lines[^1], StringComparison.Ordinal);
+        }
+        finally
+        {
+            foreach (var daemon in daemons) await daemon.DisposeAsync();
+        }
+    }
+
     [Fact]
     public async Task Bad_vm_requests_get_clear_errors()
     {

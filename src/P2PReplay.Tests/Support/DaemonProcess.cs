@@ -63,9 +63,9 @@ internal sealed class DaemonProcess : IAsyncDisposable
 
     /// <summary>Starts a daemon and waits until its control socket answers.</summary>
     public static async Task<DaemonProcess> StartAsync(string? directory = null, int? port = null, IEnumerable<string>? extraArguments = null,
-        string? site = null, IReadOnlyList<string>? prefix = null, string host = "127.0.0.1", bool mdns = false, string? binary = null)
+        string? site = null, IReadOnlyList<string>? prefix = null, string host = "127.0.0.1", bool mdns = false, string? binary = null, bool takeOwnership = false)
     {
-        bool owns = directory is null;
+        bool owns = directory is null || takeOwnership;
         directory ??= System.IO.Directory.CreateTempSubdirectory("p2p-daemon-").FullName;
         int chosenPort = port ?? FreePort();
         var arguments = new List<string>(prefix ?? [])

@@ -64,7 +64,7 @@ internal sealed partial class ClusterNode
         secret = clusterSecret;
         network = peers;
         outbox = new PeerOutbox(peers);
-        vms = new VmManager(identity.NodeId, peers, loggers.CreateLogger("p2preplay.vm"), () => NowMs);
+        vms = new VmManager(identity.NodeId, peers, loggers.CreateLogger("p2preplay.vm"), () => NowMs, processStartUnixMs);
         gossip = members;
         raftStorage = storage;
         raft = consensus;
@@ -139,6 +139,8 @@ internal sealed partial class ClusterNode
         {
             nextMembershipMs = now + MembershipCheckMs;
             AdjustMembership(now);
+            // Also outside of applied entries: a copy may have waited for a peer's address (after a restart).
+            vms?.Reconcile(state.Placements, id => RaftIdOf(id) is ulong raftId ? AddressOf(raftId) : null);
         }
         if (now >= nextCapacityMs)
         {

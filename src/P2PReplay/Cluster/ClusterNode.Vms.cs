@@ -28,7 +28,7 @@ internal sealed partial class ClusterNode
 
     /// <summary>Failover reports gathered by the leader: per VM, the epoch whose primary fell silent and what each replica holds.</summary>
     private readonly Dictionary<string, (ulong Epoch, Dictionary<string, long> Received, long FirstMs)> failoverReports = new(StringComparer.Ordinal);
-    /// <summary>The leader decides once every replica reported, or the primary is not alive in gossip, after at least this long.</summary>
+    /// <summary>Without every replica's report the leader waits at least this long for the others.</summary>
     private const long FailoverGatherMs = 100;
     /// <summary>...and at the latest after this long (a replica may be gone too).</summary>
     private const long FailoverMaxWaitMs = 1000;
@@ -107,7 +107,7 @@ internal sealed partial class ClusterNode
                     FailVmRequest(fromNodeId, request.Name, $"{request.Replicas} replicas need {request.Replicas + 1} live nodes; the cluster has {chosen.Count}");
                     return;
                 }
-                command = new PutPlacement(new Placement(request.Name, 1, chosen[0], chosen[1..], request.Spec.ProgramSha256, request.Spec));
+                command = new PutPlacement(new Placement(request.Name, 1, chosen[0], chosen[1..], request.Spec.ProgramSha256, request.Spec, request.Replicas, time.GetUtcNow().ToUnixTimeMilliseconds()));
                 break;
             case "stop":
                 command = new RemovePlacement(request.Name);
@@ -141,6 +141,7 @@ internal sealed partial class ClusterNode
     private void TickFailovers()
     {
         if (vms is null || raft is null || gossip is null) return;
+        TickRepairs();
         foreach (var lost in vms.LostPrimaries())
             HandleVmRequest(new VmRequest("primary-lost", lost.Vm, Epoch: lost.Epoch, ReceivedBytes: lost.ReceivedBytes), identity.NodeId);
         if (raft.State != RaftState.Leader) return;
@@ -155,7 +156,9 @@ internal sealed partial class ClusterNode
             bool primaryAlive = gossip.Members.Any(m => m.Info.NodeId == placement.Primary && m.Status == MemberStatus.Alive);
             bool everyone = placement.Replicas.All(reports.Received.ContainsKey);
             long waited = now - reports.FirstMs;
-            if (waited < FailoverGatherMs || (!everyone && primaryAlive && waited < FailoverMaxWaitMs)) continue;
+            // Decide at once when every replica reported (the one holding the most log is known); otherwise give the
+            // others a moment, and while gossip still sees the primary alive, up to a second.
+            if (!everyone && (waited < FailoverGatherMs || (primaryAlive && waited < FailoverMaxWaitMs))) continue;
             failoverReports.Remove(name);
             string chosen = reports.Received.OrderByDescending(r => r.Value).ThenBy(r => r.Key, StringComparer.Ordinal).First().Key;
             var next = placement with { Epoch = placement.Epoch + 1, Primary = chosen, Replicas = placement.Replicas.Where(r => r != chosen).ToList() };
@@ -163,6 +166,39 @@ internal sealed partial class ClusterNode
                 ClusterLog.Failover(logger, name, placement.Primary, chosen, next.Epoch, reports.Received[chosen]);
         }
     }
+
+    /// <summary>
+    /// Repair (leader, every half second): a VM whose replicas gossip declared dead, or that has fewer replicas than
+    /// it was created with, gets new ones on other live nodes (new sites first) within its epoch. A new replica
+    /// replays the primary's log from its start (the primary keeps the whole log; snapshots come later).
+    /// </summary>
+    private void TickRepairs()
+    {
+        if (raft is null || gossip is null || raft.State != RaftState.Leader) return;
+        long now = NowMs;
+        if (now < nextRepairMs) return;
+        nextRepairMs = now + 500;
+        var status = gossip.Members.ToDictionary(m => m.Info.NodeId, m => m.Status, StringComparer.Ordinal);
+        foreach (var placement in state.Placements)
+        {
+            if (placement.Spec is null || failoverReports.ContainsKey(placement.Vm)) continue;
+            if (status.GetValueOrDefault(placement.Primary) is not MemberStatus.Alive) continue;
+            var keep = placement.Replicas.Where(r => status.GetValueOrDefault(r) is MemberStatus.Alive or MemberStatus.Suspect).ToList();
+            int wanted = placement.WantedReplicas > 0 ? placement.WantedReplicas : placement.Replicas.Count;
+            if (keep.Count == placement.Replicas.Count && keep.Count >= wanted) continue;
+            var taken = new HashSet<string>(keep.Append(placement.Primary), StringComparer.Ordinal);
+            var sites = gossip.Members.Where(m => taken.Contains(m.Info.NodeId)).Select(m => m.Info.Site).ToHashSet(StringComparer.Ordinal);
+            var spare = gossip.Members.Where(m => m.Status == MemberStatus.Alive && !taken.Contains(m.Info.NodeId))
+                .OrderBy(m => sites.Contains(m.Info.Site) ? 1 : 0).ThenBy(m => m.Info.State == "idle" ? 0 : 1).ThenBy(m => m.Info.NodeId, StringComparer.Ordinal)
+                .Select(m => m.Info.NodeId);
+            var next = keep.Concat(spare).Take(wanted).ToList();
+            if (next.SequenceEqual(placement.Replicas)) continue;
+            if (raft.Propose(ClusterState.Encode(new SetReplicas(placement.Vm, placement.Epoch, next))).Accepted)
+                ClusterLog.Repair(logger, placement.Vm, string.Join(",", placement.Replicas), string.Join(",", next));
+        }
+    }
+
+    private long nextRepairMs;
 
     /// <summary>
     /// Distinct live nodes for a VM: idle before busy, fewer hosted VMs first, a new site before a site already

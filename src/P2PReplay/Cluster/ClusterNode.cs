@@ -37,6 +37,8 @@ internal sealed partial class ClusterNode : IClusterControl, IAsyncDisposable
     private readonly ClusterState state = new();
     private readonly Random random = new();
     private Task? loop;
+    /// <summary>A VM created before this process started cannot be run from scratch here (its run is elsewhere).</summary>
+    private readonly long processStartUnixMs;
     private volatile NodeStatus status;
 
     // Owned by the loop once the node is in a cluster.
@@ -57,6 +59,7 @@ internal sealed partial class ClusterNode : IClusterControl, IAsyncDisposable
         this.time = time;
         this.identity = identity;
         knownPeers = new KnownPeers(config.DataDir);
+        processStartUnixMs = time.GetUtcNow().ToUnixTimeMilliseconds();
         advertisedAddress = config.Advertise ?? DefaultAdvertisedAddress(config.Listen);
         status = new NodeStatus(identity.NodeId, advertisedAddress, config.Site, false, "none", null, 0, 0, 0, 0, []);
     }

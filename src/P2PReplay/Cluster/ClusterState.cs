@@ -4,7 +4,7 @@ using System.Text.Json.Serialization;
 namespace P2PReplay.Cluster;
 
 /// <summary>Where one VM runs: its fencing epoch, its primary and replicas (node ids), its image's hash and what it runs.</summary>
-internal sealed record Placement(string Vm, ulong Epoch, string Primary, IReadOnlyList<string> Replicas, string ImageHash, VmSpec? Spec = null);
+internal sealed record Placement(string Vm, ulong Epoch, string Primary, IReadOnlyList<string> Replicas, string ImageHash, VmSpec? Spec = null, int WantedReplicas = 0, long CreatedUnixMs = 0);
 
 /// <summary>What a VM runs: the program (by path, checked against its SHA-256 on every node), argv, env, memory.</summary>
 internal sealed record VmSpec(string ProgramPath, IReadOnlyList<string> Arguments, IReadOnlyList<string> Environment, long MemoryBytes, string ProgramSha256);
@@ -13,12 +13,16 @@ internal sealed record VmSpec(string ProgramPath, IReadOnlyList<string> Argument
 [JsonPolymorphic(TypeDiscriminatorPropertyName = "op")]
 [JsonDerivedType(typeof(PutPlacement), "put-placement")]
 [JsonDerivedType(typeof(RemovePlacement), "remove-placement")]
+[JsonDerivedType(typeof(SetReplicas), "set-replicas")]
 internal abstract record ClusterCommand;
 
 /// <summary>Creates or replaces a VM's placement; refused unless its epoch is higher than the current one.</summary>
 internal sealed record PutPlacement(Placement Placement) : ClusterCommand;
 
 internal sealed record RemovePlacement(string Vm) : ClusterCommand;
+
+/// <summary>Replaces a VM's replicas (repair) within its current epoch; refused if the epoch moved on meanwhile.</summary>
+internal sealed record SetReplicas(string Vm, ulong Epoch, IReadOnlyList<string> Replicas) : ClusterCommand;
 
 /// <summary>What applying a command did (the proposer reports it to its client).</summary>
 internal sealed record ApplyResult(bool Applied, string Message);
@@ -62,6 +66,12 @@ internal sealed class ClusterState
                     return new ApplyResult(false, $"stale epoch {placement.Epoch} for {placement.Vm} (current {current.Epoch})");
                 placements[placement.Vm] = placement;
                 return new ApplyResult(true, $"{placement.Vm} epoch {placement.Epoch} primary {placement.Primary}");
+            case SetReplicas { Vm: var name, Epoch: var epoch, Replicas: var chosen }:
+                if (!placements.TryGetValue(name, out var existing)) return new ApplyResult(false, $"no VM named {name}");
+                if (existing.Epoch != epoch) return new ApplyResult(false, $"stale epoch {epoch} for {name} (current {existing.Epoch})");
+                if (chosen.Contains(existing.Primary)) return new ApplyResult(false, $"the primary of {name} cannot be its own replica");
+                placements[name] = existing with { Replicas = [.. chosen] };
+                return new ApplyResult(true, $"{name} replicas {string.Join(',', chosen)}");
             case RemovePlacement { Vm: var vm }:
                 return placements.Remove(vm) ? new ApplyResult(true, $"{vm} removed") : new ApplyResult(false, $"no VM named {vm}");
             default:

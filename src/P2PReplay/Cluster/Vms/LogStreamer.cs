@@ -7,11 +7,11 @@ internal sealed record ReplicaProgress(string NodeId, string Address, ulong Rece
 
 /// <summary>
 /// The primary's side of the log stream: one sender per replica shipping the log's whole chunks from where that
-/// replica says it is, heartbeats every 100 ms, acknowledgements, and what they allow (output commit, lag).
+/// replica says it is, heartbeats every 50 ms, acknowledgements, and what they allow (output commit, lag).
 /// </summary>
 internal sealed class LogStreamer : IDisposable
 {
-    private static readonly TimeSpan HeartbeatInterval = TimeSpan.FromMilliseconds(100);
+    private static readonly TimeSpan HeartbeatInterval = TimeSpan.FromMilliseconds(50);
     private const int ChunkBytes = 256 * 1024;
     /// <summary>A replica silent for this long no longer holds output back (it is not live).</summary>
     public const long LiveAckMs = 2000;
@@ -27,6 +27,7 @@ internal sealed class LogStreamer : IDisposable
     private readonly Lock gate = new();
     private readonly CancellationTokenSource stopping = new();
     private readonly List<Task> senders = [];
+    private readonly Dictionary<string, CancellationTokenSource> senderStops = new(StringComparer.Ordinal);
 
     public LogStreamer(string vm, ulong epoch, LogBuffer log, IReadOnlyList<(string NodeId, string Address)> replicaAddresses, PeerNetwork network, Func<long> nowMs, Func<long> currentExit)
     {
@@ -43,7 +44,36 @@ internal sealed class LogStreamer : IDisposable
 
     public void Start()
     {
-        foreach (var replica in replicas.Values) senders.Add(Task.Run(() => SendLoopAsync(replica.NodeId, replica.Address)));
+        lock (gate)
+        {
+            foreach (var replica in replicas.Values) StartSender(replica.NodeId, replica.Address);
+        }
+    }
+
+    private void StartSender(string nodeId, string address)
+    {
+        var stop = CancellationTokenSource.CreateLinkedTokenSource(stopping.Token);
+        senderStops[nodeId] = stop;
+        senders.Add(Task.Run(() => SendLoopAsync(nodeId, address, stop.Token)));
+    }
+
+    /// <summary>The placement's replicas changed at the same epoch (repair): stream to new ones from their position, stop the removed.</summary>
+    public void SetReplicas(IReadOnlyList<(string NodeId, string Address)> wanted)
+    {
+        lock (gate)
+        {
+            foreach (string gone in replicas.Keys.Where(id => !wanted.Any(w => w.NodeId == id)).ToList())
+            {
+                replicas.Remove(gone);
+                if (senderStops.Remove(gone, out var stop)) stop.Cancel();
+            }
+            foreach (var (id, address) in wanted)
+            {
+                if (replicas.ContainsKey(id)) continue;
+                replicas[id] = new ReplicaProgress(id, address, 0, 0, ReplicaState.Waiting, nowMs(), Heard: false);
+                StartSender(id, address);
+            }
+        }
     }
 
     /// <summary>The log now covers this exit (after a flush): remembered for lag in milliseconds.</summary>
@@ -52,19 +82,20 @@ internal sealed class LogStreamer : IDisposable
         lock (gate) exitTimes.Add((exit, nowMs()));
     }
 
-    private async Task SendLoopAsync(string replicaId, string address)
+    private async Task SendLoopAsync(string replicaId, string address, CancellationToken cancel)
     {
         long sent = 0;
         long lastHeartbeat = 0;
         long lastProgressMs = nowMs();
         bool positioned = false;
-        while (!stopping.IsCancellationRequested)
+        while (!cancel.IsCancellationRequested)
         {
             try
             {
-                await log.WaitBeyondAsync(sent, HeartbeatInterval, stopping.Token).ConfigureAwait(false);
-                ReplicaProgress progress;
-                lock (gate) progress = replicas[replicaId];
+                await log.WaitBeyondAsync(sent, HeartbeatInterval, cancel).ConfigureAwait(false);
+                ReplicaProgress? progress;
+                lock (gate) progress = replicas.GetValueOrDefault(replicaId);
+                if (progress is null) return;
                 long shippable = log.ShippableLength;
                 // Start where the replica is (after a failover it may already hold most of the log); resend from
                 // its position when it reports less than was sent for a while (a connection broke).
@@ -80,16 +111,16 @@ internal sealed class LogStreamer : IDisposable
                 }
                 if ((long)progress.ReceivedBytes >= sent) lastProgressMs = nowMs();
                 byte[] data = positioned && sent < shippable ? log.Read(sent, (int)Math.Min(ChunkBytes, shippable - sent)) : [];
-                if (data.Length > 0 && await network.SendAsync(address, ChannelKind.VmLog, VmMessage.LogData(vm, epoch, (ulong)sent, data).Encode(), compress: false, stopping.Token).ConfigureAwait(false))
+                if (data.Length > 0 && await network.SendAsync(address, ChannelKind.VmLog, VmMessage.LogData(vm, epoch, (ulong)sent, data).Encode(), compress: false, cancel).ConfigureAwait(false))
                     sent += data.Length;
                 if (nowMs() - lastHeartbeat >= HeartbeatInterval.TotalMilliseconds || data.Length == 0)
                 {
                     if (nowMs() - lastHeartbeat >= HeartbeatInterval.TotalMilliseconds)
                     {
                         lastHeartbeat = nowMs();
-                        await network.SendAsync(address, ChannelKind.VmLog, VmMessage.Heartbeat(vm, epoch, currentExit(), (ulong)shippable, log.Completed).Encode(), compress: false, stopping.Token).ConfigureAwait(false);
+                        await network.SendAsync(address, ChannelKind.VmLog, VmMessage.Heartbeat(vm, epoch, currentExit(), (ulong)shippable, log.Completed).Encode(), compress: false, cancel).ConfigureAwait(false);
                     }
-                    if (data.Length == 0) await Task.Delay(positioned ? 5 : 20, stopping.Token).ConfigureAwait(false);
+                    if (data.Length == 0) await Task.Delay(positioned ? 5 : 20, cancel).ConfigureAwait(false);
                 }
             }
             catch (Exception e) when (e is OperationCanceledException or ObjectDisposedException)

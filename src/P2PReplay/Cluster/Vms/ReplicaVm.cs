@@ -104,6 +104,15 @@ internal sealed class ReplicaVm : IDisposable
         lock (received) stream.Close(abandon: false);
     }
 
+    /// <summary>As the promoted primary, the placement's replicas changed (repair).</summary>
+    public void UpdateReplicas(Placement next, IReadOnlyList<(string NodeId, string Address)> replicas)
+    {
+        if (promotion is null) return;
+        promotion = new Promotion(next, replicas);
+        placement = next;
+        streamer?.SetReplicas(replicas);
+    }
+
     private void Run()
     {
         Recorder? recorder = null;

@@ -34,4 +34,7 @@ internal static partial class VmLog
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "vm {Vm}: no word from the primary {Primary} for {Milliseconds} ms (epoch {Epoch}); asking for a failover")]
     public static partial void PrimarySilent(ILogger logger, string vm, string primary, long milliseconds, ulong epoch);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "vm {Vm}: this node is its primary at epoch {Epoch} but lost its copy (the daemon restarted); a replica takes over")]
+    public static partial void LostCopy(ILogger logger, string vm, ulong epoch);
 }

@@ -21,17 +21,18 @@ internal sealed record LostPrimary(string Vm, ulong Epoch, string Primary, long 
 /// placed here as replica; promotes or retargets replicas when a failover moves the primary; stops copies whose
 /// placement went away. Routes VM log stream messages to them.
 /// </summary>
-internal sealed class VmManager(string selfId, Transport.PeerNetwork network, Microsoft.Extensions.Logging.ILogger logger, Func<long> nowMs) : IDisposable
+internal sealed class VmManager(string selfId, Transport.PeerNetwork network, Microsoft.Extensions.Logging.ILogger logger, Func<long> nowMs, long processStartUnixMs) : IDisposable
 {
-    /// <summary>Heartbeats come every 100 ms: this much silence means the primary is gone.</summary>
-    public const long PrimarySilenceMs = 400;
+    private readonly HashSet<string> lostCopies = new(StringComparer.Ordinal);
+    /// <summary>Heartbeats come every 50 ms: five missed in a row mean the primary is gone.</summary>
+    public const long PrimarySilenceMs = 250;
 
     private readonly Lock gate = new();
     private readonly Dictionary<string, (Placement Placement, PrimaryVm Vm)> primaries = new(StringComparer.Ordinal);
     private readonly Dictionary<string, ReplicaVm> replicas = new(StringComparer.Ordinal);
     private readonly Dictionary<string, long> lastReportMs = new(StringComparer.Ordinal);
     /// <summary>A report may be lost (no leader at that moment): repeat it this often while the silence lasts.</summary>
-    private const long ReportEveryMs = 300;
+    private const long ReportEveryMs = 100;
 
     /// <summary>Brings the local copies in line with the placement table (cluster loop thread).</summary>
     public void Reconcile(IReadOnlyCollection<Placement> placements, Func<string, string?> addressOf)
@@ -44,7 +45,15 @@ internal sealed class VmManager(string selfId, Transport.PeerNetwork network, Mi
         {
             foreach (var (name, (placement, vm)) in primaries.ToList())
             {
-                if (wanted.TryGetValue(name, out var now) && now.Epoch == placement.Epoch && now.Primary == selfId) continue;
+                if (wanted.TryGetValue(name, out var now) && now.Epoch == placement.Epoch && now.Primary == selfId)
+                {
+                    if (!now.Replicas.SequenceEqual(placement.Replicas))
+                    {
+                        primaries[name] = (now, vm);
+                        vm.Streamer.SetReplicas(AddressesOf(now.Replicas));
+                    }
+                    continue;
+                }
                 // A newer epoch made someone else primary (or the VM is gone): this copy must never release output again.
                 primaries.Remove(name);
                 stop.Add(vm);
@@ -53,7 +62,18 @@ internal sealed class VmManager(string selfId, Transport.PeerNetwork network, Mi
             {
                 if (wanted.TryGetValue(name, out var now))
                 {
-                    if (now.Epoch == replica.Placement.Epoch) continue;
+                    if (now.Epoch == replica.Placement.Epoch)
+                    {
+                        if (replica.Promoted)
+                        {
+                            replica.UpdateReplicas(now, AddressesOf(now.Replicas));
+                            continue;
+                        }
+                        if (now.Replicas.Contains(selfId)) continue;
+                        replicas.Remove(name);
+                        stop.Add(replica);
+                        continue;
+                    }
                     lastReportMs.Remove(name);
                     if (now.Primary == selfId)
                     {
@@ -74,6 +94,13 @@ internal sealed class VmManager(string selfId, Transport.PeerNetwork network, Mi
                 if (placement.Spec is null || replicas.ContainsKey(placement.Vm)) continue;
                 if (placement.Primary == selfId && !primaries.ContainsKey(placement.Vm))
                 {
+                    // Only a VM created while this process runs starts from scratch here. A restarted node named
+                    // primary lost its copy with its process: it runs nothing, the replicas hear silence and fail over.
+                    if (placement.Epoch != 1 || placement.CreatedUnixMs < processStartUnixMs)
+                    {
+                        if (lostCopies.Add($"{placement.Vm}@{placement.Epoch}")) VmLog.LostCopy(logger, placement.Vm, placement.Epoch);
+                        continue;
+                    }
                     var addresses = AddressesOf(placement.Replicas);
                     var vm = new PrimaryVm(placement, placement.Spec, addresses, network, logger, nowMs);
                     primaries[placement.Vm] = (placement, vm);
@@ -157,7 +184,7 @@ internal sealed class VmManager(string selfId, Transport.PeerNetwork network, Mi
             {
                 string state = replica.State.ToString().ToLowerInvariant() + (replica.ExitStatus is { } exit ? $" ({exit})" : "");
                 if (replica.Streamer is { } streamer)
-                    return new VmView(placement, "primary", $"{state}, live since exit {replica.WentLiveAtExit}", replica.Error, replica.ReplayedExits, streamer.Log.Length, ReplicaViews(streamer, replica.ReplayedExits, now));
+                    return new VmView(placement, "primary", replica.State == ReplicaState.Replaying ? $"running, live since exit {replica.WentLiveAtExit}" : state, replica.Error, replica.ReplayedExits, streamer.Log.Length, ReplicaViews(streamer, replica.ReplayedExits, now));
                 if (replica.Promoted)
                     return new VmView(placement, "primary", "taking over: replaying what it received", replica.Error, replica.ReplayedExits, replica.ReceivedBytes, []);
                 var self = new ReplicaView(selfId, state, replica.ReplayedExits, replica.ReceivedBytes, Math.Max(0, replica.PrimaryExits - replica.ReplayedExits), -1, true);
