@@ -10,18 +10,18 @@ public sealed class ClusterProcessTests
 {
     private static readonly TimeSpan Formation = TimeSpan.FromSeconds(30);
 
-    internal static async Task<List<DaemonProcess>> FormClusterAsync(int count)
+    internal static async Task<List<DaemonProcess>> FormClusterAsync(int count, IReadOnlyDictionary<string, string>? environment = null)
     {
         var daemons = new List<DaemonProcess>();
         try
         {
-            daemons.Add(await DaemonProcess.StartAsync());
+            daemons.Add(await DaemonProcess.StartAsync(environment: environment));
             using (var client = daemons[0].Client())
             {
                 string token = (await client.PostAsync("/v1/cluster/init", ControlJsonContext.Default.TokenBody)).Token;
                 for (int i = 1; i < count; i++)
                 {
-                    var daemon = await DaemonProcess.StartAsync();
+                    var daemon = await DaemonProcess.StartAsync(environment: environment);
                     daemons.Add(daemon);
                     using var joiner = daemon.Client();
                     await joiner.PostAsync("/v1/cluster/join", new TokenBody(token), ControlJsonContext.Default.TokenBody, ControlJsonContext.Default.StatusBody);

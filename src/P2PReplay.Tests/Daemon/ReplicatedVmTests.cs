@@ -224,6 +224,43 @@ public sealed class ReplicatedVmTests
         }
     }
 
+    /// <summary>
+    /// A replica whose machine is faulty (fault injection: its VM sees wrong random bytes) diverges: its digest check
+    /// catches it, the primary reports it, the leader replaces it with the fourth node, and it is never promoted.
+    /// </summary>
+    [KvmFact]
+    public async Task A_diverging_replica_is_reported_and_replaced()
+    {
+        var daemons = await ClusterProcessTests.FormClusterAsync(4, new Dictionary<string, string> { ["P2PREPLAY_FAILPOINTS"] = "replica-corrupt-random" });
+        try
+        {
+            var (code, output) = await Cli.RunAsync(["vm", "create", "faulty", "--replicas", "2", "--socket", daemons[0].Socket, "--", Repo.Guest("musl", "ticker"), "3000", "1"]);
+            Assert.True(code == 0, output);
+            var first = await ShowAsync(daemons[0], "faulty");
+            string faulty = first.Replicas[0];
+
+            var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(40);
+            VmBody now = first;
+            while (DateTime.UtcNow < deadline)
+            {
+                now = await ShowAsync(daemons[0], "faulty");
+                if (!now.Replicas.Contains(faulty) && now.Replicas.Count == 2) break;
+                await Task.Delay(100);
+            }
+            Assert.DoesNotContain(faulty, now.Replicas);
+            Assert.Equal(2, now.Replicas.Count);
+            Assert.Equal(first.Epoch, now.Epoch);
+            Assert.Equal(first.Primary, now.Primary);
+            string logs = string.Join("\n", daemons.Select(d => d.Log));
+            Assert.Contains($"replica {faulty} diverged; it is replaced and never promoted", logs, StringComparison.Ordinal);
+            Assert.Contains("replica diverged: divergence at", logs, StringComparison.Ordinal);
+        }
+        finally
+        {
+            foreach (var daemon in daemons) await daemon.DisposeAsync();
+        }
+    }
+
     [Fact]
     public async Task Bad_vm_requests_get_clear_errors()
     {

@@ -63,7 +63,7 @@ internal sealed class DaemonProcess : IAsyncDisposable
 
     /// <summary>Starts a daemon and waits until its control socket answers.</summary>
     public static async Task<DaemonProcess> StartAsync(string? directory = null, int? port = null, IEnumerable<string>? extraArguments = null,
-        string? site = null, IReadOnlyList<string>? prefix = null, string host = "127.0.0.1", bool mdns = false, string? binary = null, bool takeOwnership = false)
+        string? site = null, IReadOnlyList<string>? prefix = null, string host = "127.0.0.1", bool mdns = false, string? binary = null, bool takeOwnership = false, IReadOnlyDictionary<string, string>? environment = null)
     {
         bool owns = directory is null || takeOwnership;
         directory ??= System.IO.Directory.CreateTempSubdirectory("p2p-daemon-").FullName;
@@ -86,6 +86,7 @@ internal sealed class DaemonProcess : IAsyncDisposable
         };
         foreach (string argument in arguments.Skip(1)) start.ArgumentList.Add(argument);
         start.Environment.Remove("NOTIFY_SOCKET");
+        foreach (var (key, value) in environment ?? new Dictionary<string, string>()) start.Environment[key] = value;
         var daemon = new DaemonProcess(Process.Start(start)!, directory, host, chosenPort, owns);
         await daemon.WaitUntilServingAsync();
         return daemon;

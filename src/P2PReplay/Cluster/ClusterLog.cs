@@ -35,6 +35,9 @@ internal static partial class ClusterLog
     [LoggerMessage(Level = LogLevel.Warning, Message = "vm {Vm}: failover from {OldPrimary} to {NewPrimary} at epoch {Epoch} (it holds {Bytes} log bytes)")]
     public static partial void Failover(ILogger logger, string vm, string oldPrimary, string newPrimary, ulong epoch, long bytes);
 
+    [LoggerMessage(Level = LogLevel.Error, Message = "vm {Vm}: replica {Node} diverged; it is replaced and never promoted")]
+    public static partial void ReplicaDiverged(ILogger logger, string vm, string node);
+
     [LoggerMessage(Level = LogLevel.Warning, Message = "vm {Vm}: repair: replicas {Before} -> {After}")]
     public static partial void Repair(ILogger logger, string vm, string before, string after);
 

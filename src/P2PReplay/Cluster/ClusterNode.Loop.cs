@@ -64,7 +64,10 @@ internal sealed partial class ClusterNode
         secret = clusterSecret;
         network = peers;
         outbox = new PeerOutbox(peers);
-        vms = new VmManager(identity.NodeId, peers, loggers.CreateLogger("p2preplay.vm"), () => NowMs, processStartUnixMs);
+        vms = new VmManager(identity.NodeId, peers, loggers.CreateLogger("p2preplay.vm"), () => NowMs, processStartUnixMs)
+        {
+            FailpointCorruptReplicaRandom = (Environment.GetEnvironmentVariable("P2PREPLAY_FAILPOINTS") ?? "").Split(',').Contains("replica-corrupt-random"),
+        };
         gossip = members;
         raftStorage = storage;
         raft = consensus;

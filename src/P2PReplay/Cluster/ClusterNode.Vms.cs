@@ -8,7 +8,7 @@ using P2PReplay.Transport;
 namespace P2PReplay.Cluster;
 
 /// <summary>A request to create or stop a VM, sent to the Raft leader (which alone places VMs).</summary>
-internal sealed record VmRequest(string Op, string Name, int Replicas = 0, VmSpec? Spec = null, ulong Epoch = 0, long ReceivedBytes = 0);
+internal sealed record VmRequest(string Op, string Name, int Replicas = 0, VmSpec? Spec = null, ulong Epoch = 0, long ReceivedBytes = 0, string? Node = null);
 
 /// <summary>The leader's refusal of a VM request (success shows as the placement being applied).</summary>
 internal sealed record VmRequestFailed(string Name, string Error);
@@ -115,6 +115,14 @@ internal sealed partial class ClusterNode
             case "primary-lost":
                 NoteLostPrimary(request, fromNodeId);
                 return;
+            case "replica-diverged":
+                // Only the VM's primary at that epoch can say so (it got the replica's acknowledgement).
+                if (state.Find(request.Name) is { } diverging && diverging.Epoch == request.Epoch && diverging.Primary == fromNodeId && request.Node is { } node)
+                {
+                    divergedReplicas.Add((request.Name, node));
+                    ClusterLog.ReplicaDiverged(logger, request.Name, node);
+                }
+                return;
             default:
                 FailVmRequest(fromNodeId, request.Name, $"unknown VM request '{request.Op}'");
                 return;
@@ -141,6 +149,8 @@ internal sealed partial class ClusterNode
     private void TickFailovers()
     {
         if (vms is null || raft is null || gossip is null) return;
+        foreach (var (vm, epoch, node) in vms.DivergedReplicas())
+            HandleVmRequest(new VmRequest("replica-diverged", vm, Epoch: epoch, Node: node), identity.NodeId);
         TickRepairs();
         foreach (var lost in vms.LostPrimaries())
             HandleVmRequest(new VmRequest("primary-lost", lost.Vm, Epoch: lost.Epoch, ReceivedBytes: lost.ReceivedBytes), identity.NodeId);
@@ -183,12 +193,12 @@ internal sealed partial class ClusterNode
         {
             if (placement.Spec is null || failoverReports.ContainsKey(placement.Vm)) continue;
             if (status.GetValueOrDefault(placement.Primary) is not MemberStatus.Alive) continue;
-            var keep = placement.Replicas.Where(r => status.GetValueOrDefault(r) is MemberStatus.Alive or MemberStatus.Suspect).ToList();
+            var keep = placement.Replicas.Where(r => status.GetValueOrDefault(r) is MemberStatus.Alive or MemberStatus.Suspect && !divergedReplicas.Contains((placement.Vm, r))).ToList();
             int wanted = placement.WantedReplicas > 0 ? placement.WantedReplicas : placement.Replicas.Count;
             if (keep.Count == placement.Replicas.Count && keep.Count >= wanted) continue;
             var taken = new HashSet<string>(keep.Append(placement.Primary), StringComparer.Ordinal);
             var sites = gossip.Members.Where(m => taken.Contains(m.Info.NodeId)).Select(m => m.Info.Site).ToHashSet(StringComparer.Ordinal);
-            var spare = gossip.Members.Where(m => m.Status == MemberStatus.Alive && !taken.Contains(m.Info.NodeId))
+            var spare = gossip.Members.Where(m => m.Status == MemberStatus.Alive && !taken.Contains(m.Info.NodeId) && !divergedReplicas.Contains((placement.Vm, m.Info.NodeId)))
                 .OrderBy(m => sites.Contains(m.Info.Site) ? 1 : 0).ThenBy(m => m.Info.State == "idle" ? 0 : 1).ThenBy(m => m.Info.NodeId, StringComparer.Ordinal)
                 .Select(m => m.Info.NodeId);
             var next = keep.Concat(spare).Take(wanted).ToList();
@@ -199,6 +209,9 @@ internal sealed partial class ClusterNode
     }
 
     private long nextRepairMs;
+
+    /// <summary>(VM, node) pairs whose replay diverged: that node never holds a copy of that VM again.</summary>
+    private readonly HashSet<(string Vm, string Node)> divergedReplicas = [];
 
     /// <summary>
     /// Distinct live nodes for a VM: idle before busy, fewer hosted VMs first, a new site before a site already

@@ -130,14 +130,15 @@ internal sealed class LogStreamer : IDisposable
         }
     }
 
-    /// <summary>A replica's acknowledgement (network thread).</summary>
-    public ReplicaState? OnAck(string nodeId, VmMessage ack)
+    /// <summary>A replica's acknowledgement (network thread); true when it newly reports a divergence.</summary>
+    public bool OnAck(string nodeId, VmMessage ack)
     {
         lock (gate)
         {
-            if (!replicas.TryGetValue(nodeId, out var known)) return null;
-            replicas[nodeId] = known with { ReceivedBytes = ack.Offset, ReplayedExit = ack.Exit, State = (ReplicaState)ack.State, LastAckMs = nowMs(), Heard = true };
-            return (ReplicaState)ack.State;
+            if (!replicas.TryGetValue(nodeId, out var known)) return false;
+            var state = (ReplicaState)ack.State;
+            replicas[nodeId] = known with { ReceivedBytes = ack.Offset, ReplayedExit = ack.Exit, State = state, LastAckMs = nowMs(), Heard = true };
+            return state == ReplicaState.Diverged && known.State != ReplicaState.Diverged;
         }
     }
 

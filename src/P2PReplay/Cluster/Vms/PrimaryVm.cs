@@ -19,11 +19,28 @@ internal sealed class PrimaryVm : IDisposable
     private readonly VmOutput output = new();
     private readonly LogStreamer streamer;
     private readonly Thread thread;
+    // Set only while the machine exists: stopping must never kick a disposed vCPU (its kvm_run is unmapped).
+    private readonly Lock vmGate = new();
     private MicroVm? vm;
+    private long lastExits;
+
+    private void SetMachine(MicroVm? machine)
+    {
+        lock (vmGate)
+        {
+            if (machine is null && vm is not null) lastExits = vm.Runner.Exits;
+            vm = machine;
+        }
+    }
+
+    private void PauseMachine()
+    {
+        lock (vmGate) PauseMachine();
+    }
 
     public string State { get; private set; } = "starting";
     public string? Error { get; private set; }
-    public long Exits => vm?.Runner.Exits ?? 0;
+    public long Exits => vm?.Runner.Exits ?? lastExits;
     public long LogBytes => log.Length;
     public LogStreamer Streamer => streamer;
 
@@ -54,12 +71,19 @@ internal sealed class PrimaryVm : IDisposable
             using var recorder = new Recorder(new LogBufferStream(log), RecordingSession.BuildHeader(config, cpuid, hostCpu, 4096, rateLimited: true));
             var host = new RecordingHost(new VmHost(output, () => vm?.Runner.Exits ?? 0), recorder);
             using var machine = MicroVm.Create(config, host, null);
-            vm = machine;
-            RecordingSession.Attach(machine, recorder);
-            machine.Runner.Observer = LiveExitHook(recorder, log, streamer);
-            State = "running";
-            var status = machine.Run();
-            State = status is null ? "stopped" : $"exited {status.ShellStatus}";
+            SetMachine(machine);
+            try
+            {
+                RecordingSession.Attach(machine, recorder);
+                machine.Runner.Observer = LiveExitHook(recorder, log, streamer);
+                State = "running";
+                var status = machine.Run();
+                State = status is null ? "stopped" : $"exited {status.ShellStatus}";
+            }
+            finally
+            {
+                SetMachine(null);
+            }
         }
         catch (Exception e) when (e is not OutOfMemoryException)
         {
@@ -95,7 +119,7 @@ internal sealed class PrimaryVm : IDisposable
 
     public void OnAck(string nodeId, VmMessage ack)
     {
-        if (streamer.OnAck(nodeId, ack) == ReplicaState.Diverged) VmLog.ReplicaReportsDivergence(logger, placement.Vm, nodeId);
+        if (streamer.OnAck(nodeId, ack)) VmLog.ReplicaReportsDivergence(logger, placement.Vm, nodeId);
     }
 
     public byte[] ReleasedOutput() => output.UpTo(streamer.ReleasedExit());
@@ -103,7 +127,7 @@ internal sealed class PrimaryVm : IDisposable
     public void Dispose()
     {
         streamer.Dispose();
-        vm?.Runner.RequestPause();
+        PauseMachine();
         if (!thread.Join(TimeSpan.FromSeconds(5))) VmLog.SlowStop(logger, placement.Vm, "primary");
     }
 }

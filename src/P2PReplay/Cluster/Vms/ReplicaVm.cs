@@ -25,7 +25,24 @@ internal sealed class ReplicaVm : IDisposable
     private readonly CancellationTokenSource stopping = new();
     private readonly Thread thread;
     private Task? acks;
+    // Set only while the machine exists: stopping must never kick a disposed vCPU (its kvm_run is unmapped).
+    private readonly Lock vmGate = new();
     private MicroVm? vm;
+    private long lastExits;
+
+    private void SetMachine(MicroVm? machine)
+    {
+        lock (vmGate)
+        {
+            if (machine is null && vm is not null) lastExits = vm.Runner.Exits;
+            vm = machine;
+        }
+    }
+
+    private void PauseMachine()
+    {
+        lock (vmGate) PauseMachine();
+    }
     private volatile Placement placement;
     private volatile string primaryAddress;
     private volatile Promotion? promotion;
@@ -35,7 +52,7 @@ internal sealed class ReplicaVm : IDisposable
 
     public ReplicaState State { get; private set; } = ReplicaState.Waiting;
     public string? Error { get; private set; }
-    public long ReplayedExits => vm?.Runner.Exits ?? 0;
+    public long ReplayedExits => vm?.Runner.Exits ?? lastExits;
     public long ReceivedBytes => stream.Received;
     public long PrimaryExits { get; private set; }
     public long PrimaryLogBytes { get; private set; }
@@ -48,6 +65,10 @@ internal sealed class ReplicaVm : IDisposable
     public LogStreamer? Streamer => streamer;
     public bool Promoted => promotion is not null;
     public long? WentLiveAtExit { get; private set; }
+
+    /// <summary>Fault injection for tests (P2PREPLAY_FAILPOINTS=replica-corrupt-random): this replica's VM sees
+    /// wrong random bytes, as a faulty machine would, so its replay must diverge and be caught.</summary>
+    public bool CorruptRandomInput { get; init; }
 
     public ReplicaVm(Placement placement, string primaryAddress, PeerNetwork network, ILogger logger, Func<long> nowMs)
     {
@@ -121,9 +142,13 @@ internal sealed class ReplicaVm : IDisposable
             using var replayer = new Replayer(stream);
             var config = RecordingSession.RecreateConfiguration(replayer.Header, null, null);
             var vmHost = new VmHost(output, () => vm?.Runner.Exits ?? 0);
-            var host = new PromotableHost(new ReplayingHost(replayer, vmHost), () => GoLive(replayer, vmHost, ref recorder));
+            IHostEnvironment replaying = new ReplayingHost(replayer, vmHost);
+            if (CorruptRandomInput) replaying = new CorruptRandomHost(replaying);
+            var host = new PromotableHost(replaying, () => GoLive(replayer, vmHost, ref recorder));
             using var machine = MicroVm.Create(config, host, null);
-            vm = machine;
+            SetMachine(machine);
+            try
+            {
             RecordingSession.Attach(machine, replayer);
             RecordingSession.ExitHook? live = null;
             machine.Runner.Observer = new RecordingSession.ExitHook((exit, exited) =>
@@ -150,6 +175,11 @@ internal sealed class ReplicaVm : IDisposable
             var status = machine.Run();
             State = ReplicaState.Finished;
             ExitStatus = status is null ? "stopped" : $"exited {status.ShellStatus}, {replayer.DigestsChecked} digests verified{(host.Live ? $", live since exit {WentLiveAtExit}" : "")}";
+            }
+            finally
+            {
+                SetMachine(null);
+            }
         }
         catch (ReplayDivergenceException e)
         {
@@ -186,7 +216,7 @@ internal sealed class ReplicaVm : IDisposable
         recorder.CurrentExit = () => machine.Runner.Exits;
         // The received log covers every exit before this one.
         received.Mark(Math.Max(0, exit - 1));
-        var started = new LogStreamer(next.Placement.Vm, next.Placement.Epoch, received, next.Replicas, network, nowMs, () => vm?.Runner.Exits ?? 0);
+        var started = new LogStreamer(next.Placement.Vm, next.Placement.Epoch, received, next.Replicas, network, nowMs, () => ReplayedExits);
         started.Start();
         streamer = started;
         VmLog.WentLive(logger, next.Placement.Vm, next.Placement.Epoch, exit, received.Length);
@@ -213,7 +243,7 @@ internal sealed class ReplicaVm : IDisposable
 
     public void OnAck(string nodeId, VmMessage ack)
     {
-        if (streamer?.OnAck(nodeId, ack) == ReplicaState.Diverged) VmLog.ReplicaReportsDivergence(logger, placement.Vm, nodeId);
+        if (streamer?.OnAck(nodeId, ack) == true) VmLog.ReplicaReportsDivergence(logger, placement.Vm, nodeId);
     }
 
     public byte[] ReleasedOutput() => streamer is { } live ? output.UpTo(live.ReleasedExit()) : output.UpTo(long.MaxValue);
@@ -223,7 +253,7 @@ internal sealed class ReplicaVm : IDisposable
         stopping.Cancel();
         streamer?.Dispose();
         stream.Close(abandon: true);
-        vm?.Runner.RequestPause();
+        PauseMachine();
         if (!thread.Join(TimeSpan.FromSeconds(5))) VmLog.SlowStop(logger, placement.Vm, "replica");
         try
         {
@@ -304,5 +334,21 @@ internal sealed class PromotableHost(IHostEnvironment replaying, PromotableHost.
     {
         if (live is not null) live.WriteOutput(fd, data);
         else replaying.WriteOutput(fd, data);
+    }
+}
+
+/// <summary>Fault injection: flips a bit of every random buffer the guest gets (see <see cref="ReplicaVm.CorruptRandomInput"/>).</summary>
+internal sealed class CorruptRandomHost(IHostEnvironment inner) : IHostEnvironment
+{
+    public long RealtimeNanoseconds() => inner.RealtimeNanoseconds();
+    public long MonotonicNanoseconds() => inner.MonotonicNanoseconds();
+    public void Sleep(long nanoseconds) => inner.Sleep(nanoseconds);
+    public int ReadStdin(Span<byte> buffer) => inner.ReadStdin(buffer);
+    public void WriteOutput(int fd, ReadOnlySpan<byte> data) => inner.WriteOutput(fd, data);
+
+    public void GetRandomBytes(Span<byte> buffer)
+    {
+        inner.GetRandomBytes(buffer);
+        if (!buffer.IsEmpty) buffer[0] ^= 0x01;
     }
 }

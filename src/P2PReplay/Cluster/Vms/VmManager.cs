@@ -24,6 +24,11 @@ internal sealed record LostPrimary(string Vm, ulong Epoch, string Primary, long 
 internal sealed class VmManager(string selfId, Transport.PeerNetwork network, Microsoft.Extensions.Logging.ILogger logger, Func<long> nowMs, long processStartUnixMs) : IDisposable
 {
     private readonly HashSet<string> lostCopies = new(StringComparer.Ordinal);
+    private readonly HashSet<string> reportedDivergent = new(StringComparer.Ordinal);
+
+    /// <summary>Test fault injection, from P2PREPLAY_FAILPOINTS (comma-separated names): "replica-corrupt-random" makes
+    /// the first replica of a new placement see wrong random bytes (a faulty machine), on the node that holds it.</summary>
+    public bool FailpointCorruptReplicaRandom { get; init; }
     /// <summary>Heartbeats come every 50 ms: five missed in a row mean the primary is gone.</summary>
     public const long PrimarySilenceMs = 250;
 
@@ -109,7 +114,7 @@ internal sealed class VmManager(string selfId, Transport.PeerNetwork network, Mi
                 }
                 else if (placement.Replicas.Contains(selfId) && addressOf(placement.Primary) is { } primaryAddress)
                 {
-                    var vm = new ReplicaVm(placement, primaryAddress, network, logger, nowMs);
+                    var vm = new ReplicaVm(placement, primaryAddress, network, logger, nowMs) { CorruptRandomInput = FailpointCorruptReplicaRandom && placement.Replicas[0] == selfId };
                     replicas[placement.Vm] = vm;
                     VmLog.ReplicaStarting(logger, placement.Vm, placement.Primary, placement.Epoch);
                     vm.Start();
@@ -141,6 +146,26 @@ internal sealed class VmManager(string selfId, Transport.PeerNetwork network, Mi
             }
         }
         return lost;
+    }
+
+    /// <summary>Replicas this node's primaries heard report a divergence, each reported once (cluster loop thread).</summary>
+    public IReadOnlyList<(string Vm, ulong Epoch, string Node)> DivergedReplicas()
+    {
+        var found = new List<(string, ulong, string)>();
+        lock (gate)
+        {
+            var streamers = primaries.Values.Select(p => (p.Placement, p.Vm.Streamer))
+                .Concat(replicas.Values.Where(r => r.Streamer is not null).Select(r => (r.Placement, r.Streamer!)));
+            foreach (var (placement, streamer) in streamers)
+            {
+                foreach (var replica in streamer.Replicas)
+                {
+                    if (replica.State == ReplicaState.Diverged && reportedDivergent.Add($"{placement.Vm}@{placement.Epoch}@{replica.NodeId}"))
+                        found.Add((placement.Vm, placement.Epoch, replica.NodeId));
+                }
+            }
+        }
+        return found;
     }
 
     /// <summary>A VmLog frame from an authenticated peer (network thread).</summary>
