@@ -98,4 +98,36 @@ public sealed class EchoServerVmTests
         for (int c = 0; c < 3; c++) Assert.Equal(clients.Replies(c), observer.SentText(100 + c));
         Assert.Empty(observer.Listening.Except([Port]));
     }
+
+    private static byte[] Record(string program, string mode)
+    {
+        var config = Config(program, mode);
+        var (cpuid, hostCpu) = MicroVm.ProbeHost();
+        var log = new MemoryStream();
+        var host = new FakeHost { ClockStep = 1000, Network = Clients().Network };
+        using (var recorder = new Recorder(log, RecordingSession.BuildHeader(config, cpuid, hostCpu, 16, rateLimited: false)))
+        {
+            using var vm = MicroVm.Create(config, new RecordingHost(host, recorder), null);
+            RecordingSession.Attach(vm, recorder);
+            Assert.Equal(0, (vm.Run() ?? throw new InvalidOperationException("paused")).ShellStatus);
+        }
+        return log.ToArray();
+    }
+
+    [KvmFact]
+    public void Altered_or_missing_network_input_is_a_divergence()
+    {
+        string program = Repo.Guest("musl", "echo_server");
+        byte[] log = Record(program, "epoll");
+        Assert.Equal(0, Recordings.Replay(log, program).Run.ExitCode);
+
+        // The same connections under other ids: the guest's replies go elsewhere, which the output digest sees.
+        byte[] renumbered = LogSurgery.RewriteFirstEvent(log, InputKind.Network, e =>
+        {
+            var events = NetworkEvents.Decode(e.Data).Select(n => n with { Connection = n.Connection + 1000 }).ToList();
+            return e with { Data = NetworkEvents.Encode(events) };
+        });
+        Assert.Throws<ReplayDivergenceException>(() => Recordings.Replay(renumbered, program));
+        Assert.Throws<ReplayDivergenceException>(() => Recordings.Replay(LogSurgery.DropEvents(log, InputKind.Network), program));
+    }
 }

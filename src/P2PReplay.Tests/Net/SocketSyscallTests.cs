@@ -207,7 +207,8 @@ public sealed class SocketSyscallTests : IDisposable
         Assert.Equal(-Errno.ENOTSOCK, _g.Call(Listen, 1, 1)); // stdout
         Assert.Equal(-Errno.EINVAL, _g.Call(Accept, s, 0, 0)); // not listening
         Assert.Equal(-Errno.ENOTCONN, _g.Call(Read, s, (long)_g.Alloc(8), 8));
-        Assert.Equal(-Errno.ENOTCONN, _g.Call(Write, s, (long)_g.Alloc(8), 8));
+        Assert.Equal(-Errno.EPIPE, _g.Call(Write, s, (long)_g.Alloc(8), 8));
+        Assert.Equal(-Errno.EPIPE, _g.Call(SendTo, s, (long)_g.Alloc(8), 0, 0, 0, 0));
         Assert.Equal(-Errno.ENOTCONN, _g.Call(Shutdown, s, 2));
         Assert.Equal(-Errno.ENETUNREACH, _g.Call(Connect, s, (long)SockAddrIn(80, 1, 1, 1, 1), 16));
         Assert.Equal(-Errno.EFAULT, _g.Call(Connect, s, (long)Bad, 16));

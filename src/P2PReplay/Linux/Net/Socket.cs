@@ -138,10 +138,11 @@ public sealed class Socket : OpenFile
         return n;
     }
 
-    /// <summary>send: all bytes (the host buffers without limit) or -errno.</summary>
+    /// <summary>send: all bytes (the host buffers without limit) or -errno (EPIPE when not connected, as Linux's TCP;
+    /// SIGPIPE is not raised).</summary>
     public long Send(ReadOnlySpan<byte> buffer)
     {
-        if (State != SocketState.Connected) return State == SocketState.Closed ? -Errno.EPIPE : -Errno.ENOTCONN;
+        if (State != SocketState.Connected) return -Errno.EPIPE;
         if (WriteShut) return -Errno.EPIPE;
         if (!buffer.IsEmpty) _network.Send(this, buffer);
         return buffer.Length;

@@ -239,7 +239,7 @@ public static class SocketSyscalls
         if (r != 0) return r;
         r = CheckSendFlags(a.Int(3));
         if (r != 0) return r;
-        if (a.A2 == 0) return socket.State == SocketState.Connected ? 0 : -Errno.ENOTCONN;
+        if (a.A2 == 0) return socket.Send([]);
         if (!FileSyscallSupport.TryInBuffer(p, a.A1, a.A2, out var span, out long error)) return error;
         return socket.Send(span);
     }
@@ -293,7 +293,6 @@ public static class SocketSyscalls
             if (!p.Memory.TryRead(b, span)) return -Errno.EFAULT;
             gathered.Write(span);
         }
-        if (socket.State != SocketState.Connected) return -Errno.ENOTCONN;
         return socket.Send(gathered.GetBuffer().AsSpan(0, (int)gathered.Length));
     }
 
