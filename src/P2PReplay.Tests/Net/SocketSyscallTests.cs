@@ -174,6 +174,21 @@ public sealed class SocketSyscallTests : IDisposable
     }
 
     [Fact]
+    public void A_timed_wait_ends_while_unrelated_events_keep_arriving()
+    {
+        int l = Listener(8080);
+        int a = Accepted(l, 1), b = Accepted(l, 2);
+        ((FakeHost)_g.Host).ClockStep = 1_000_000; // each clock read: 1 ms later
+        _net.OnPoll = net => net.Enqueue(NetEvent.Bytes(2, [0]));
+        ulong pfd = _g.Alloc(8);
+        _g.Memory.TryWrite(pfd, a); _g.Memory.TryWrite(pfd + 4, (short)1);
+        int before = _net.Polls;
+        Assert.Equal(0, _g.Call(Poll, (long)pfd, 1, 20));
+        Assert.InRange(_net.Polls - before, 15, 25);
+        Assert.Equal(_net.Polls - before, (int)_g.Call(16 /* ioctl */, b, 0x541B /* FIONREAD */, (long)pfd) == 0 ? _g.Read<int>(pfd) : -1);
+    }
+
+    [Fact]
     public void Connections_to_a_port_nobody_listens_on_are_refused()
     {
         int l = Listener(8080);

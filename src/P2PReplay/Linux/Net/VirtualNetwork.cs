@@ -7,7 +7,7 @@ namespace P2PReplay.Linux.Net;
 /// by batches of <see cref="NetEvent"/>s taken from the host at syscalls (<see cref="Pump"/>), so it is a pure function
 /// of the guest's calls and the logged batches. No host socket ever reaches the guest.
 /// </summary>
-public sealed class VirtualNetwork(IHostNetwork host)
+public sealed class VirtualNetwork(IHostNetwork host, Func<long>? monotonicClock = null)
 {
     public const int EphemeralFirst = 32768, EphemeralLast = 60999;
 
@@ -120,8 +120,10 @@ public sealed class VirtualNetwork(IHostNetwork host)
 
     /// <summary>
     /// Waits until <paramref name="ready"/> holds, taking host events. <paramref name="timeoutNs"/> 0: one look without
-    /// waiting; null: no end (returns false only when the host says nothing will ever come); else at most about that long
-    /// per host wait. The decisions depend only on the guest's state and the batches, so replay takes the same path.
+    /// waiting; null: no end (returns false only when the host says nothing will ever come); else until the timeout has
+    /// passed on the monotonic clock (read at the start of such a wait and after each batch that did not make it ready:
+    /// logged inputs like every clock read). The decisions depend only on the guest's state, the batches and the clock
+    /// readings, so replay takes the same path.
     /// </summary>
     public bool WaitFor(Func<bool> ready, long? timeoutNs)
     {
@@ -131,12 +133,21 @@ public sealed class VirtualNetwork(IHostNetwork host)
             Pump(0);
             return ready();
         }
+        long wait = timeoutNs ?? -1;
+        long deadline = timeoutNs is { } t && monotonicClock is not null ? SaturatingAdd(monotonicClock(), t) : 0;
         while (true)
         {
-            if (!Pump(timeoutNs ?? -1)) return ready();
+            if (!Pump(wait)) return ready();
             if (ready()) return true;
+            if (timeoutNs is not null && monotonicClock is not null)
+            {
+                wait = deadline - monotonicClock();
+                if (wait <= 0) return false;
+            }
         }
     }
+
+    private static long SaturatingAdd(long a, long b) => b > long.MaxValue - a ? long.MaxValue : a + b;
 }
 
 internal sealed class PendingConnection(long connection, byte[] peerAddress, int peerPort)
