@@ -31,7 +31,7 @@ public sealed class NetworkEventsTests
         var input = InputEvent.Decode(w.Written);
         Assert.Equal(InputKind.Network, input.Kind);
         Assert.Equal(events.Length, input.Value);
-        Assert.Equal("5 network event(s)", input.Describe());
+        Assert.Equal("5 network event(s): connection 1 to port 8080, connection 9223372036854775807 to port 443, 5 bytes on 1, 0 bytes on 2, ...", input.Describe());
     }
 
     [Theory]

@@ -292,4 +292,99 @@ public sealed class SocketSyscallTests : IDisposable
             Assert.True(r >= -4095, $"syscall {n} gave {r}");
         }
     }
+
+    [Fact]
+    public void Ipv6_listener_vectors_fionread_fstat_and_dup()
+    {
+        long l = _g.Call(Socket, AfInet6, SockStream | SockNonBlock, 0);
+        var sa6 = new byte[28];
+        BinaryPrimitives.WriteUInt16LittleEndian(sa6, AfInet6);
+        BinaryPrimitives.WriteUInt16BigEndian(sa6.AsSpan(2), 8080);
+        Assert.Equal(0, _g.Call(Bind, l, (long)_g.Put(sa6), 28));
+        Assert.Equal(0, _g.Call(Listen, l, 1));
+        _net.Enqueue(NetEvent.Connect(8080, 1, [10, 1, 2, 3], 1234));
+        _net.Enqueue(NetEvent.Bytes(1, "abcdef"u8.ToArray()));
+        ulong peer = _g.Alloc(28), len = _g.Put(BitConverter.GetBytes(28));
+        long c = _g.Call(Accept4, l, (long)peer, (long)len, 0);
+        Assert.True(c > l);
+        Assert.Equal(28, _g.Read<int>(len));
+        Assert.Equal(new byte[] { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xFF, 0xFF, 10, 1, 2, 3 }, _g.Bytes(peer + 8, 16)); // ::ffff:10.1.2.3
+
+        ulong n = _g.Alloc(4);
+        Assert.Equal(0, _g.Call(16 /* ioctl */, c, 0x541B /* FIONREAD */, (long)n));
+        Assert.Equal(6, _g.Read<int>(n));
+        ulong st = _g.Alloc(144);
+        Assert.Equal(0, _g.Call(5 /* fstat */, c, (long)st));
+        Assert.Equal(0xC000u, _g.Read<uint>(st + 24) & 0xF000u); // S_IFSOCK
+
+        ulong a = _g.Alloc(2), b = _g.Alloc(8), iov = _g.Alloc(32);
+        _g.Memory.TryWrite(iov, a); _g.Memory.TryWrite(iov + 8, 2UL); _g.Memory.TryWrite(iov + 16, b); _g.Memory.TryWrite(iov + 24, 8UL);
+        Assert.Equal(6, _g.Call(19 /* readv */, c, (long)iov, 2));
+        Assert.Equal("cdef", Encoding.UTF8.GetString(_g.Bytes(b, 4)));
+        Assert.Equal(10, _g.Call(20 /* writev */, c, (long)iov, 2));
+
+        long d = _g.Call(32 /* dup */, c);
+        Assert.Equal(0, _g.Call(Close, c));
+        Assert.DoesNotContain(1L, _net.ClosedByGuest); // still open through the duplicate
+        Assert.Equal(3, _g.Call(Write, d, (long)_g.Put("end"u8), 3));
+        Assert.Equal(0, _g.Call(Close, d));
+        Assert.Contains(1L, _net.ClosedByGuest);
+        Assert.Equal(13, _net.Sent[1].Length);
+    }
+
+    [Fact]
+    public void Epoll_oneshot_and_epollout()
+    {
+        int c = Accepted(Listener(8080), 1);
+        long ep = _g.Call(EpollCreate1, 0);
+        ulong ev = _g.Alloc(12), outEv = _g.Alloc(24);
+        _g.Memory.TryWrite(ev, 0x1u | 0x4u | (1u << 30)); _g.Memory.TryWrite(ev + 4, 5UL);
+        Assert.Equal(0, _g.Call(EpollCtl, ep, 1, c, (long)ev));
+        Assert.Equal(1, _g.Call(EpollWait, ep, (long)outEv, 2, 0));
+        Assert.Equal(0x4u, _g.Read<uint>(outEv)); // writable, nothing to read
+        Assert.Equal(0, _g.Call(EpollWait, ep, (long)outEv, 2, 0)); // one-shot: disarmed
+        Assert.Equal(0, _g.Call(EpollCtl, ep, 3, c, (long)ev)); // re-armed
+        _net.Enqueue(NetEvent.Bytes(1, [1]));
+        Assert.Equal(1, _g.Call(EpollWait, ep, (long)outEv, 2, 0));
+        Assert.Equal(0x5u, _g.Read<uint>(outEv));
+        Assert.Equal(0, _g.Call(Close, c));
+        Assert.Equal(0, _g.Call(EpollWait, ep, (long)outEv, 2, 0)); // a closed descriptor leaves the interest list
+    }
+
+    [Fact]
+    public void Edge_triggered_epoll_reports_changes_and_new_input_only()
+    {
+        int c = Accepted(Listener(8080), 1);
+        long ep = _g.Call(EpollCreate1, 0);
+        ulong ev = _g.Alloc(12), outEv = _g.Alloc(24);
+        _g.Memory.TryWrite(ev, 0x1u | 0x4u | 0x2000u | (1u << 31)); _g.Memory.TryWrite(ev + 4, 5UL);
+        Assert.Equal(0, _g.Call(EpollCtl, ep, 1, c, (long)ev));
+        Assert.Equal(1, _g.Call(EpollWait, ep, (long)outEv, 2, 0));
+        Assert.Equal(0x4u, _g.Read<uint>(outEv));
+        Assert.Equal(0, _g.Call(EpollWait, ep, (long)outEv, 2, 0)); // still writable: no new edge
+        _net.Enqueue(NetEvent.Bytes(1, [1]));
+        Assert.Equal(1, _g.Call(EpollWait, ep, (long)outEv, 2, 0));
+        Assert.Equal(0x5u, _g.Read<uint>(outEv));
+        Assert.Equal(0, _g.Call(EpollWait, ep, (long)outEv, 2, 0)); // unread byte, but no new input
+        _net.Enqueue(NetEvent.Bytes(1, [2]));
+        Assert.Equal(1, _g.Call(EpollWait, ep, (long)outEv, 2, 0)); // more input: a new edge
+        _net.Enqueue(NetEvent.Closed(1));
+        Assert.Equal(1, _g.Call(EpollWait, ep, (long)outEv, 2, 0));
+        Assert.Equal(0x2005u, _g.Read<uint>(outEv));
+    }
+
+    [Fact]
+    public void A_level_triggered_wait_with_a_ready_descriptor_still_sees_new_input()
+    {
+        int l = Listener(8080);
+        int c = Accepted(l, 1);
+        ulong pfd = _g.Alloc(16);
+        _g.Memory.TryWrite(pfd, c); _g.Memory.TryWrite(pfd + 4, (short)(1 | 4));
+        _g.Memory.TryWrite(pfd + 8, l); _g.Memory.TryWrite(pfd + 12, (short)1);
+        _net.Enqueue(NetEvent.Bytes(1, [1]));
+        _net.Enqueue(NetEvent.Connect(8080, 2, [1, 1, 1, 1], 2));
+        Assert.Equal(2, _g.Call(Poll, (long)pfd, 2, -1));
+        Assert.Equal(5, _g.Read<short>(pfd + 6));
+        Assert.Equal(1, _g.Read<short>(pfd + 14));
+    }
 }

@@ -5,8 +5,9 @@ namespace P2PReplay.Linux.Net;
 
 /// <summary>
 /// An epoll instance: an interest list in the order descriptors were added (so results are deterministic).
-/// Level-triggered; EPOLLET is accepted and served level-triggered (a program that reads until EAGAIN works the same);
-/// EPOLLONESHOT disarms an entry after it is reported, until EPOLL_CTL_MOD.
+/// Level-triggered by default. EPOLLET reports an entry only when one of its events newly became true since it was
+/// last reported, or when new input (bytes, a connection, the peer's close) arrived on a socket; EPOLLONESHOT disarms
+/// an entry after it is reported, until EPOLL_CTL_MOD.
 /// </summary>
 public sealed class EpollFile(ulong inode, int flags) : OpenFile(OpenFlags.ReadWrite | flags)
 {
@@ -20,6 +21,9 @@ public sealed class EpollFile(ulong inode, int flags) : OpenFile(OpenFlags.ReadW
         public uint Events { get; set; } = events;
         public ulong Data { get; set; } = data;
         public bool Disarmed { get; set; }
+        /// <summary>Edge-triggered bookkeeping: the events and the socket's input generation at the last look.</summary>
+        public uint LastEvents { get; set; }
+        public long LastGeneration { get; set; } = -1;
     }
 
     public List<Entry> Interest { get; } = [];
@@ -38,6 +42,15 @@ public sealed class EpollFile(ulong inode, int flags) : OpenFile(OpenFlags.ReadW
             if (ready.Count >= max) break;
             if (e.Disarmed) continue;
             uint events = (uint)(ushort)e.File.PollEvents & (e.Events | EpollErr | EpollHup);
+            if ((e.Events & EpollEt) != 0)
+            {
+                long generation = (e.File as Socket)?.InputGeneration ?? 0;
+                uint fresh = events & ~e.LastEvents;
+                if (generation != e.LastGeneration) fresh |= events & (EpollIn | EpollRdHup | EpollHup | EpollErr);
+                e.LastEvents = events;
+                e.LastGeneration = generation;
+                if (fresh == 0) continue;
+            }
             if (events == 0) continue;
             ready.Add((e.Data, events));
             if ((e.Events & EpollOneShot) != 0) e.Disarmed = true;

@@ -57,6 +57,9 @@ public sealed class Socket : OpenFile
 
     public int BytesQueued => _count;
 
+    /// <summary>Counts input arrivals (bytes, connections, the peer's close): edge-triggered epoll reports each.</summary>
+    public long InputGeneration { get; internal set; }
+
     internal Queue<PendingConnection> PendingAccepts { get; } = new();
 
     public int PendingConnections => PendingAccepts.Count;
@@ -70,6 +73,7 @@ public sealed class Socket : OpenFile
     internal void Receive(ReadOnlySpan<byte> data)
     {
         if (ReadShut || data.IsEmpty) return;
+        InputGeneration++;
         if (_start + _count + data.Length > _received.Length)
         {
             var grown = new byte[Math.Max(_received.Length * 2, _count + data.Length)];

@@ -96,6 +96,7 @@ public sealed class VirtualNetwork(IHostNetwork host, Func<long>? monotonicClock
                 {
                     var pending = new PendingConnection(e.Connection, e.Data ?? [], e.PeerPort);
                     listener.PendingAccepts.Enqueue(pending);
+                    listener.InputGeneration++;
                     _pendingByConnection[e.Connection] = pending;
                 }
                 else
@@ -108,7 +109,11 @@ public sealed class VirtualNetwork(IHostNetwork host, Func<long>? monotonicClock
                 else if (_pendingByConnection.TryGetValue(e.Connection, out var waiting)) waiting.Received.Write(e.Data ?? []);
                 break;
             case NetEventKind.PeerClosed:
-                if (_connections.TryGetValue(e.Connection, out var closing)) closing.PeerClosed = true;
+                if (_connections.TryGetValue(e.Connection, out var closing))
+                {
+                    closing.PeerClosed = true;
+                    closing.InputGeneration++;
+                }
                 else if (_pendingByConnection.TryGetValue(e.Connection, out var waitingClose)) waitingClose.PeerClosed = true;
                 break;
         }

@@ -55,6 +55,8 @@ public static class EpollSyscalls
                 entry.Events = events;
                 entry.Data = data;
                 entry.Disarmed = false;
+                entry.LastEvents = 0;
+                entry.LastGeneration = -1;
                 return 0;
             case CtlDel:
                 if (entry is null) return -Errno.ENOENT;

@@ -68,8 +68,15 @@ public static class PollSyscalls
     /// </summary>
     internal static bool WaitReady(LinuxProcess p, Func<bool> check, long? timeoutNs)
     {
+        if (p.Network.LiveSockets > 0)
+        {
+            // Look at the network first even when something is ready already: a program that always has a ready
+            // descriptor (a writable socket) must still see new connections and bytes.
+            p.Network.Pump(0);
+            if (check()) return true;
+            return timeoutNs != 0 && p.Network.WaitFor(check, timeoutNs);
+        }
         if (check()) return true;
-        if (p.Network.LiveSockets > 0) return p.Network.WaitFor(check, timeoutNs);
         Wait(p, timeoutNs);
         return false;
     }
