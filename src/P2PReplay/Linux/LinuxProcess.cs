@@ -21,7 +21,7 @@ public sealed class LinuxProcess
         Host = host;
         FileSystem = fileSystem;
         Files = new FileTable(fileSystem, host);
-        Network = new Net.VirtualNetwork(host.Network, host.MonotonicNanoseconds);
+        Network = new Net.VirtualNetwork(() => host.Network, host.MonotonicNanoseconds);
         ExecutablePath = executablePath;
         string baseName = executablePath[(executablePath.LastIndexOf('/') + 1)..];
         Name = System.Text.Encoding.UTF8.GetBytes(baseName).AsSpan(0, Math.Min(15, System.Text.Encoding.UTF8.GetByteCount(baseName))).ToArray();

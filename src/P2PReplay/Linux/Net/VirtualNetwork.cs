@@ -7,7 +7,9 @@ namespace P2PReplay.Linux.Net;
 /// by batches of <see cref="NetEvent"/>s taken from the host at syscalls (<see cref="Pump"/>), so it is a pure function
 /// of the guest's calls and the logged batches. No host socket ever reaches the guest.
 /// </summary>
-public sealed class VirtualNetwork(IHostNetwork host, Func<long>? monotonicClock = null)
+/// <remarks>The host network is looked up at every use: a host that switches from replay to live (a promoted replica)
+/// hands out its current one.</remarks>
+public sealed class VirtualNetwork(Func<IHostNetwork> host, Func<long>? monotonicClock = null)
 {
     public const int EphemeralFirst = 32768, EphemeralLast = 60999;
 
@@ -17,7 +19,7 @@ public sealed class VirtualNetwork(IHostNetwork host, Func<long>? monotonicClock
     private int _nextEphemeral = EphemeralFirst;
     private ulong _nextInode = 0x10000;
 
-    public IHostNetwork Host { get; } = host;
+    public IHostNetwork Host => host();
 
     /// <summary>Sockets that exist (not yet released): waits consult the network only while there are some.</summary>
     public int LiveSockets { get; private set; }
