@@ -75,6 +75,13 @@ for libc in glibc musl; do
     row "abort" "$P/abort"
     head -c 10000 /dev/zero >in.bin
     STDIN=in.bin row "stdin_cat <10000 bytes" "$P/stdin_cat"
+    for mode in poll epoll; do
+        # one client: connects once the server listens, sends two requests, reads the replies
+        (for _ in $(seq 50); do exec 3<>/dev/tcp/127.0.0.1/47311 2>/dev/null && break; sleep 0.1; done
+         printf 'ECHO hi\nQUIT\n' >&3; cat <&3 >/dev/null) 2>/dev/null &
+        row "echo_server 47311 $mode (one client: ECHO, QUIT)" "$P/echo_server" 47311 "$mode"
+        wait
+    done
     mkdir -p hz && (cd hz && row "hostile 1 0 (set-up and end only; fuzzed calls vary)" "$P/hostile" 1 0)
     echo
 done

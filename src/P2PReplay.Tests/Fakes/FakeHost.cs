@@ -58,4 +58,7 @@ public sealed class FakeHost(byte[]? stdin = null, int seed = 1) : IHostEnvironm
     }
 
     public void WriteOutput(int fd, ReadOnlySpan<byte> data) => (fd == 2 ? Stderr : Stdout).Write(data);
+
+    /// <summary>The network the guest's listening ports see (tests of the virtual network set one).</summary>
+    public P2PReplay.Linux.Net.IHostNetwork Network { get; set; } = P2PReplay.Linux.Net.NoHostNetwork.Instance;
 }

@@ -8,8 +8,9 @@ internal static class CommandLine
 
         commands:
           run [--root DIR] [--memory SIZE] [--env K=V]... [--trace-syscalls] [--record LOG [--digest-every N] [--digest-memory mapped|written]]
-              -- PROGRAM [ARGS...]
-                  run a static x86-64 Linux program in a fresh KVM microVM (and record it)
+              [--expose GUESTPORT:HOSTPORT]... -- PROGRAM [ARGS...]
+                  run a static x86-64 Linux program in a fresh KVM microVM (and record it); --expose serves a guest
+                  TCP listening port on 127.0.0.1:HOSTPORT
           replay [--root DIR] [--program PATH] [--quiet] LOG
                   re-execute a recording in a fresh VM and verify it
           log inspect LOG

@@ -14,7 +14,7 @@ internal static class RunCommand
 
     public sealed record Options(string Program, IReadOnlyList<string> Arguments, string? Root, ulong Memory,
         IReadOnlyList<string> Environment, bool TraceSyscalls, string? Record = null, long DigestInterval = DefaultDigestInterval,
-        string DigestMemory = Replay.DigestMemory.Mapped, bool DigestIntervalGiven = false);
+        string DigestMemory = Replay.DigestMemory.Mapped, bool DigestIntervalGiven = false, IReadOnlyDictionary<int, int>? Expose = null);
 
     public static Options Parse(ReadOnlySpan<string> args)
     {
@@ -26,6 +26,7 @@ internal static class RunCommand
         long digestInterval = DefaultDigestInterval;
         string digestMemory = DigestMemory.Mapped;
         bool digestIntervalGiven = false;
+        var expose = new Dictionary<int, int>();
         int i = 0;
         for (; i < args.Length; i++)
         {
@@ -41,6 +42,13 @@ internal static class RunCommand
                     environment.Add(kv);
                     break;
                 case "--trace-syscalls": trace = true; break;
+                case "--expose":
+                    string mapping = OptionValue(args, ref i);
+                    string[] parts = mapping.Split(':');
+                    if (parts.Length != 2 || !TryPort(parts[0], out int guestPort) || guestPort == 0 || !TryPort(parts[1], out int hostPort))
+                        throw new UsageException($"--expose takes GUESTPORT:HOSTPORT (ports 1-65535; host port 0: any free one), not '{mapping}'");
+                    expose[guestPort] = hostPort;
+                    break;
                 case "--record": record = OptionValue(args, ref i); break;
                 case "--digest-memory":
                     digestMemory = OptionValue(args, ref i);
@@ -60,8 +68,11 @@ internal static class RunCommand
         }
     done:
         if (i >= args.Length) throw new UsageException("run needs a program: p2preplay run [options] -- PROGRAM [ARGS...]");
-        return new Options(args[i], args[(i + 1)..].ToArray(), root, memory, environment, trace, record, digestInterval, digestMemory, digestIntervalGiven);
+        return new Options(args[i], args[(i + 1)..].ToArray(), root, memory, environment, trace, record, digestInterval, digestMemory, digestIntervalGiven, expose);
     }
+
+    private static bool TryPort(string text, out int port) =>
+        int.TryParse(text, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out port) && port <= 65535;
 
     private static string OptionValue(ReadOnlySpan<string> args, ref int i)
     {
@@ -95,7 +106,15 @@ internal static class RunCommand
         {
             var config = BuildConfiguration(options);
             using var stderrTrace = options.TraceSyscalls ? new StreamWriter(Console.OpenStandardError()) { AutoFlush = true } : null;
-            IHostEnvironment host = new RealHostEnvironment();
+            var realHost = new RealHostEnvironment();
+            using var network = options.Expose is { Count: > 0 } exposed ? new Linux.Net.RealHostNetwork(exposed) : null;
+            if (network is not null) realHost.Network = network;
+            // A guest blocked on the network cannot see a pause request: an interrupt also ends the network wait.
+            using var onInterrupt = network is null ? null : System.Runtime.InteropServices.PosixSignalRegistration.Create(
+                System.Runtime.InteropServices.PosixSignal.SIGINT, _ => network.Interrupt());
+            using var onTerminate = network is null ? null : System.Runtime.InteropServices.PosixSignalRegistration.Create(
+                System.Runtime.InteropServices.PosixSignal.SIGTERM, _ => network.Interrupt());
+            IHostEnvironment host = realHost;
             Recorder? recorder = null;
             FileStream? log = null;
             if (options.Record is { } logPath)

@@ -23,6 +23,9 @@ public interface IHostEnvironment
 
     /// <summary>Writes to the host's stdout (fd 1) or stderr (fd 2).</summary>
     void WriteOutput(int fd, ReadOnlySpan<byte> data);
+
+    /// <summary>The network outside the VM (client connections to guest ports); by default none.</summary>
+    Net.IHostNetwork Network => Net.NoHostNetwork.Instance;
 }
 
 /// <summary>The real host: system clocks, the OS random source, the process's own stdio.</summary>
@@ -50,6 +53,9 @@ public sealed class RealHostEnvironment : IHostEnvironment
     public void GetRandomBytes(Span<byte> buffer) => System.Security.Cryptography.RandomNumberGenerator.Fill(buffer);
 
     public int ReadStdin(Span<byte> buffer) => _stdin.Read(buffer);
+
+    /// <summary>The network the guest's listening ports are reachable from (run --expose); none by default.</summary>
+    public Net.IHostNetwork Network { get; set; } = Net.NoHostNetwork.Instance;
 
     public void WriteOutput(int fd, ReadOnlySpan<byte> data)
     {

@@ -21,6 +21,7 @@ public sealed class LinuxProcess
         Host = host;
         FileSystem = fileSystem;
         Files = new FileTable(fileSystem, host);
+        Network = new Net.VirtualNetwork(() => host.Network, host.MonotonicNanoseconds);
         ExecutablePath = executablePath;
         string baseName = executablePath[(executablePath.LastIndexOf('/') + 1)..];
         Name = System.Text.Encoding.UTF8.GetBytes(baseName).AsSpan(0, Math.Min(15, System.Text.Encoding.UTF8.GetByteCount(baseName))).ToArray();
@@ -35,6 +36,9 @@ public sealed class LinuxProcess
     public VirtualFileSystem FileSystem { get; }
 
     public FileTable Files { get; }
+
+    /// <summary>The guest's sockets and connections; network input comes from <see cref="IHostEnvironment.Network"/>.</summary>
+    public Net.VirtualNetwork Network { get; }
 
     /// <summary>Absolute guest path of the running program (/proc/self/exe).</summary>
     public string ExecutablePath { get; }

@@ -7,6 +7,8 @@ public enum InputKind : byte
     Monotonic = 2,
     Random = 3,
     Stdin = 4,
+    /// <summary>A batch of network events (<see cref="NetworkEvents"/>) taken at a socket syscall; Value is the count.</summary>
+    Network = 5,
 }
 
 /// <summary>
@@ -53,6 +55,10 @@ public sealed record InputEvent(int Vcpu, long Exit, int Syscall, InputKind Kind
                 data = r.Bytes().ToArray();
                 value = data.Length;
                 break;
+            case InputKind.Network:
+                data = r.Bytes().ToArray();
+                value = NetworkEvents.Decode(data).Count;
+                break;
             default:
                 throw new FormatException($"unknown input kind {(byte)kind}");
         }
@@ -67,6 +73,19 @@ public sealed record InputEvent(int Vcpu, long Exit, int Syscall, InputKind Kind
         InputKind.Monotonic => $"monotonic clock {Value} ns",
         InputKind.Random => $"{Data.Length} random bytes",
         InputKind.Stdin => Data.Length == 0 ? "end of stdin" : $"{Data.Length} bytes of stdin",
+        InputKind.Network => Value == 0 ? "no network events" : $"{Value} network event(s): {DescribeNetwork(Data)}",
         _ => Kind.ToString(),
     };
+
+    private static string DescribeNetwork(byte[] data)
+    {
+        var events = NetworkEvents.Decode(data);
+        var parts = events.Take(4).Select(e => e.Kind switch
+        {
+            Linux.Net.NetEventKind.Connected => $"connection {e.Connection} to port {e.Port}",
+            Linux.Net.NetEventKind.Data => $"{e.Data?.Length ?? 0} bytes on {e.Connection}",
+            _ => $"{e.Connection} closed by the peer",
+        });
+        return string.Join(", ", parts) + (events.Count > 4 ? ", ..." : "");
+    }
 }

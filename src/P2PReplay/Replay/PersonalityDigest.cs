@@ -45,6 +45,25 @@ public static class PersonalityDigest
                     hash.Add((ulong)pipe.Pipe.Readers);
                     hash.Add((ulong)pipe.Pipe.Writers);
                     break;
+                case Linux.Net.Socket socket:
+                    hash.Add(socket.Inode);
+                    hash.Add((ulong)socket.State);
+                    hash.Add((ulong)socket.BoundPort);
+                    hash.Add((ulong)socket.LocalPort);
+                    hash.Add((ulong)socket.Connection);
+                    hash.Add((ulong)socket.BytesQueued);
+                    hash.Add((ulong)socket.PendingConnections);
+                    hash.Add((socket.PeerClosed ? 1UL : 0) | (socket.ReadShut ? 2UL : 0) | (socket.WriteShut ? 4UL : 0));
+                    break;
+                case Linux.Net.EpollFile epoll:
+                    foreach (var entry in epoll.Interest)
+                    {
+                        hash.Add((ulong)entry.Fd);
+                        hash.Add(entry.Events);
+                        hash.Add(entry.Data);
+                        hash.Add(entry.Disarmed ? 1UL : 0);
+                    }
+                    break;
             }
         }
         hash.Add(p.Files.CurrentDirectory.Inode);

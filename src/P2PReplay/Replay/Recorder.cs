@@ -113,6 +113,8 @@ public sealed class Recorder : IDisposable
 /// <summary>The real host, with every input it hands the guest written to the recording.</summary>
 public sealed class RecordingHost(IHostEnvironment inner, Recorder recorder) : IHostEnvironment
 {
+    public Linux.Net.IHostNetwork Network { get; } = new RecordingNetwork(inner.Network, recorder);
+
     public long RealtimeNanoseconds()
     {
         long value = inner.RealtimeNanoseconds();

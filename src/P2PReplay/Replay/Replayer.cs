@@ -172,6 +172,7 @@ public sealed class Replayer : IDisposable
         InputKind.Monotonic => "the monotonic clock",
         InputKind.Random => "random bytes",
         InputKind.Stdin => "stdin",
+        InputKind.Network => "network events",
         _ => kind.ToString(),
     };
 
@@ -183,6 +184,14 @@ public sealed class Replayer : IDisposable
 /// <summary>The host during replay: inputs come from the log, sleeps take no time, output is hashed and shown.</summary>
 public sealed class ReplayingHost(Replayer replayer, IHostEnvironment? output) : IHostEnvironment
 {
+    /// <summary>Network batches come from the log; <see cref="NetworkObserver"/> (tests) sees what the guest sends.</summary>
+    public Linux.Net.IHostNetwork Network => _network ??= new ReplayingNetwork(replayer, NetworkObserver);
+
+    private Linux.Net.IHostNetwork? _network;
+
+    /// <summary>Set before the VM is created to watch the replay's network output (never a real network).</summary>
+    public Linux.Net.IHostNetwork? NetworkObserver { get; set; }
+
     public long RealtimeNanoseconds() => replayer.NextInput(InputKind.Realtime).Value;
 
     public long MonotonicNanoseconds() => replayer.NextInput(InputKind.Monotonic).Value;

@@ -39,21 +39,46 @@ public static class PollSyscalls
         int n = (int)count;
         if (!p.Memory.TryGetWritable(address, n * 8, out _)) return n == 0 ? Wait(p, timeoutNs) : -Errno.EFAULT;
         int ready = 0;
-        for (int i = 0; i < n; i++)
+        bool Scan()
         {
-            ulong entry = address + (ulong)(i * 8);
-            p.Memory.TryRead(entry, out int fd);
-            p.Memory.TryRead(entry + 4, out short events);
-            short revents = 0;
-            if (fd >= 0)
+            ready = 0;
+            for (int i = 0; i < n; i++)
             {
-                var file = p.Files.Get(fd);
-                revents = file is null ? PollNval : (short)(file.PollEvents & (events | PollErr | PollHup));
+                ulong entry = address + (ulong)(i * 8);
+                p.Memory.TryRead(entry, out int fd);
+                p.Memory.TryRead(entry + 4, out short events);
+                short revents = 0;
+                if (fd >= 0)
+                {
+                    var file = p.Files.Get(fd);
+                    revents = file is null ? PollNval : (short)(file.PollEvents & (events | PollErr | PollHup));
+                }
+                p.Memory.TryWrite(entry + 6, revents);
+                if (revents != 0) ready++;
             }
-            p.Memory.TryWrite(entry + 6, revents);
-            if (revents != 0) ready++;
+            return ready > 0;
         }
-        return ready > 0 ? ready : Wait(p, timeoutNs);
+        WaitReady(p, Scan, timeoutNs);
+        return ready;
+    }
+
+    /// <summary>
+    /// Waits until <paramref name="check"/> holds or the timeout passes. While the process has sockets, the network can
+    /// make descriptors ready: the wait takes host network events (logged inputs); otherwise nothing can change.
+    /// </summary>
+    internal static bool WaitReady(LinuxProcess p, Func<bool> check, long? timeoutNs)
+    {
+        if (p.Network.LiveSockets > 0)
+        {
+            // Look at the network first even when something is ready already: a program that always has a ready
+            // descriptor (a writable socket) must still see new connections and bytes.
+            p.Network.Pump(0);
+            if (check()) return true;
+            return timeoutNs != 0 && p.Network.WaitFor(check, timeoutNs);
+        }
+        if (check()) return true;
+        Wait(p, timeoutNs);
+        return false;
     }
 
     /// <summary>An optional struct timespec timeout (NULL: wait without end).</summary>
@@ -117,23 +142,28 @@ public static class PollSyscalls
         }
         var output = new[] { new byte[bytes], new byte[bytes], new byte[bytes] };
         int ready = 0;
-        for (int fd = 0; fd < nfds; fd++)
+        bool badFd = false;
+        bool Scan()
         {
-            int bit = 1 << (fd & 7);
-            bool wanted = false;
-            for (int s = 0; s < 3; s++) wanted |= (input[s][fd >> 3] & bit) != 0;
-            if (!wanted) continue;
-            var file = p.Files.Get(fd);
-            if (file is null) return -Errno.EBADF;
-            short events = file.PollEvents;
-            if ((input[0][fd >> 3] & bit) != 0 && (events & (PollIn | PollHup | PollErr)) != 0) { output[0][fd >> 3] |= (byte)bit; ready++; }
-            if ((input[1][fd >> 3] & bit) != 0 && (events & (PollOut | PollErr)) != 0) { output[1][fd >> 3] |= (byte)bit; ready++; }
-            if ((input[2][fd >> 3] & bit) != 0 && (events & PollPri) != 0) { output[2][fd >> 3] |= (byte)bit; ready++; }
+            ready = 0;
+            foreach (var o in output) Array.Clear(o);
+            for (int fd = 0; fd < nfds; fd++)
+            {
+                int bit = 1 << (fd & 7);
+                bool wanted = false;
+                for (int s = 0; s < 3; s++) wanted |= (input[s][fd >> 3] & bit) != 0;
+                if (!wanted) continue;
+                var file = p.Files.Get(fd);
+                if (file is null) { badFd = true; return true; }
+                short events = file.PollEvents;
+                if ((input[0][fd >> 3] & bit) != 0 && (events & (PollIn | PollHup | PollErr)) != 0) { output[0][fd >> 3] |= (byte)bit; ready++; }
+                if ((input[1][fd >> 3] & bit) != 0 && (events & (PollOut | PollErr)) != 0) { output[1][fd >> 3] |= (byte)bit; ready++; }
+                if ((input[2][fd >> 3] & bit) != 0 && (events & PollPri) != 0) { output[2][fd >> 3] |= (byte)bit; ready++; }
+            }
+            return ready > 0;
         }
-        if (ready == 0)
-        {
-            Wait(p, timeoutNs);
-        }
+        WaitReady(p, Scan, timeoutNs);
+        if (badFd) return -Errno.EBADF;
         for (int s = 0; s < 3; s++)
         {
             if (sets[s] != 0) p.Memory.TryWrite(sets[s], output[s]);

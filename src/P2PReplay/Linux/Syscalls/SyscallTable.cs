@@ -20,6 +20,8 @@ public static class SyscallTable
         yield return TimeSyscalls.Descriptors();
         yield return MiscSyscalls.Descriptors();
         yield return PollSyscalls.Descriptors();
+        yield return SocketSyscalls.Descriptors();
+        yield return EpollSyscalls.Descriptors();
     }
 
     private static SyscallDescriptor[] Build()
