@@ -335,6 +335,9 @@ internal sealed class PromotableHost(IHostEnvironment replaying, PromotableHost.
         if (live is not null) live.WriteOutput(fd, data);
         else replaying.WriteOutput(fd, data);
     }
+
+    /// <summary>The network of whichever host is current (replayed events, then the live network).</summary>
+    public Linux.Net.IHostNetwork Network => (live ?? replaying).Network;
 }
 
 /// <summary>Fault injection: flips a bit of every random buffer the guest gets (see <see cref="ReplicaVm.CorruptRandomInput"/>).</summary>
@@ -345,6 +348,7 @@ internal sealed class CorruptRandomHost(IHostEnvironment inner) : IHostEnvironme
     public void Sleep(long nanoseconds) => inner.Sleep(nanoseconds);
     public int ReadStdin(Span<byte> buffer) => inner.ReadStdin(buffer);
     public void WriteOutput(int fd, ReadOnlySpan<byte> data) => inner.WriteOutput(fd, data);
+    public Linux.Net.IHostNetwork Network => inner.Network;
 
     public void GetRandomBytes(Span<byte> buffer)
     {
