@@ -254,6 +254,9 @@ public sealed class ReplicatedVmTests
             string logs = string.Join("\n", daemons.Select(d => d.Log));
             Assert.Contains($"replica {faulty} diverged; it is replaced and never promoted", logs, StringComparison.Ordinal);
             Assert.Contains("replica diverged: divergence at", logs, StringComparison.Ordinal);
+            // Removing the diverged copy stopped it on its node; no daemon died on the way.
+            await Task.Delay(1000);
+            Assert.All(daemons, d => Assert.False(d.HasExited, $"a daemon died:\n{d.Log}"));
         }
         finally
         {

@@ -35,7 +35,7 @@ internal sealed class PrimaryVm : IDisposable
 
     private void PauseMachine()
     {
-        lock (vmGate) PauseMachine();
+        lock (vmGate) vm?.Runner.RequestPause();
     }
 
     public string State { get; private set; } = "starting";

@@ -41,7 +41,7 @@ internal sealed class ReplicaVm : IDisposable
 
     private void PauseMachine()
     {
-        lock (vmGate) PauseMachine();
+        lock (vmGate) vm?.Runner.RequestPause();
     }
     private volatile Placement placement;
     private volatile string primaryAddress;
