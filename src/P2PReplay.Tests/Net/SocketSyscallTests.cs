@@ -387,4 +387,39 @@ public sealed class SocketSyscallTests : IDisposable
         Assert.Equal(5, _g.Read<short>(pfd + 6));
         Assert.Equal(1, _g.Read<short>(pfd + 14));
     }
+
+    [Fact]
+    public void Connect_reaches_the_guests_own_listener()
+    {
+        int l = Listener(8080);
+        long c = _g.Call(Socket, AfInet, SockStream, 0);
+        Assert.Equal(-Errno.ECONNREFUSED, _g.Call(Connect, c, (long)SockAddrIn(8081, 127, 0, 0, 1), 16));
+        Assert.Equal(-Errno.ENETUNREACH, _g.Call(Connect, c, (long)SockAddrIn(8080, 10, 0, 0, 1), 16));
+        Assert.Equal(0, _g.Call(Connect, c, (long)SockAddrIn(8080, 127, 0, 0, 1), 16));
+        Assert.Equal(-Errno.EISCONN, _g.Call(Connect, c, (long)SockAddrIn(8080, 127, 0, 0, 1), 16));
+        Assert.Equal(5, _g.Call(Write, c, (long)_g.Put("early"u8), 5)); // waits at the listener until accepted
+        ulong peer = _g.Alloc(16), len = _g.Put(BitConverter.GetBytes(16));
+        long s = _g.Call(Accept, l, (long)peer, (long)len);
+        Assert.True(s > c);
+        Assert.Equal(new byte[] { 127, 0, 0, 1 }, _g.Bytes(peer + 4, 4));
+        Assert.Equal("early", ReadText((int)s));
+        Assert.Equal(4, _g.Call(Write, s, (long)_g.Put("back"u8), 4));
+        Assert.Equal("back", ReadText((int)c));
+        ulong name = _g.Alloc(16);
+        Assert.Equal(0, _g.Call(GetPeerName, c, (long)name, (long)_g.Put(BitConverter.GetBytes(16))));
+        Assert.Equal(8080, BinaryPrimitives.ReadUInt16BigEndian(_g.Bytes(name + 2, 2)));
+        Assert.Equal(0, _g.Call(Shutdown, c, 1));
+        Assert.Equal("", ReadText((int)s)); // the client's FIN
+        Assert.Equal(0, _g.Call(Close, s));
+        Assert.Equal("", ReadText((int)c));
+        Assert.Equal(-Errno.EPIPE, _g.Call(SendTo, c, (long)_g.Put("x"u8), 1, 0, 0, 0));
+        Assert.Empty(_net.Sent); // nothing left the VM
+        Assert.Empty(_net.ClosedByGuest);
+
+        // A client whose connection is never accepted reads end-of-file once the listener closes.
+        long c2 = _g.Call(Socket, AfInet, SockStream, 0);
+        Assert.Equal(0, _g.Call(Connect, c2, (long)SockAddrIn(8080), 16));
+        Assert.Equal(0, _g.Call(Close, l));
+        Assert.Equal("", ReadText((int)c2));
+    }
 }

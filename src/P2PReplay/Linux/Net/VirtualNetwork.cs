@@ -41,10 +41,28 @@ public sealed class VirtualNetwork(Func<IHostNetwork> host, Func<long>? monotoni
         if (socket.State == SocketState.Listening && _listeners.Remove(socket.BoundPort))
         {
             Host.Unlisten(socket.BoundPort);
-            foreach (var pending in socket.PendingAccepts) Host.Close(pending.Connection);
+            foreach (var pending in socket.PendingAccepts)
+            {
+                if (pending.LocalClient is { } client)
+                {
+                    client.PeerClosed = true; // refused after all: the client reads end-of-file
+                    client.PendingAtListener = null;
+                    client.InputGeneration++;
+                }
+                else
+                {
+                    Host.Close(pending.Connection);
+                }
+            }
             socket.PendingAccepts.Clear();
         }
-        if (socket.State == SocketState.Connected && _connections.Remove(socket.Connection)) Host.Close(socket.Connection);
+        if (socket.State == SocketState.Connected && socket.Connection >= 0 && _connections.Remove(socket.Connection)) Host.Close(socket.Connection);
+        if (socket.LocalPeer is { } peer)
+        {
+            peer.PeerClosed = true;
+            peer.InputGeneration++;
+        }
+        if (socket.PendingAtListener is { } waiting) waiting.PeerClosed = true;
         socket.State = SocketState.Closed;
     }
 
@@ -74,6 +92,34 @@ public sealed class VirtualNetwork(Func<IHostNetwork> host, Func<long>? monotoni
     }
 
     internal void Accepted(Socket connection) => _connections[connection.Connection] = connection;
+
+    private long _nextLocalConnection = -1;
+
+    /// <summary>
+    /// connect() to a port the guest itself listens on: the client is connected at once and waits at the listener to
+    /// be accepted; nothing reaches the host. 0, or -ECONNREFUSED when nobody listens there.
+    /// </summary>
+    internal int ConnectLocally(Socket client, int port)
+    {
+        if (!_listeners.TryGetValue(port, out var listener)) return -Errno.ECONNREFUSED;
+        if (client.BoundPort == 0)
+        {
+            int bound = Bind(client, 0);
+            if (bound != 0) return bound;
+        }
+        var loopback = client.Family == Socket.AfInet ? new byte[] { 127, 0, 0, 1 } : [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1];
+        client.State = SocketState.Connected;
+        client.LocalPort = client.BoundPort;
+        client.LocalAddress = loopback;
+        client.PeerAddress = loopback;
+        client.PeerPort = port;
+        client.Connection = _nextLocalConnection--;
+        var pending = new PendingConnection(client.Connection, loopback, client.BoundPort) { LocalClient = client };
+        client.PendingAtListener = pending;
+        listener.PendingAccepts.Enqueue(pending);
+        listener.InputGeneration++;
+        return 0;
+    }
 
     internal void Send(Socket socket, ReadOnlySpan<byte> data) => Host.Send(socket.Connection, data);
 
@@ -164,4 +210,6 @@ internal sealed class PendingConnection(long connection, byte[] peerAddress, int
     public int PeerPort { get; } = peerPort;
     public MemoryStream Received { get; } = new();
     public bool PeerClosed { get; set; }
+    /// <summary>The guest's own client socket, for a connection made inside the guest.</summary>
+    public Socket? LocalClient { get; init; }
 }
