@@ -243,7 +243,7 @@ public sealed class SocketSyscallTests : IDisposable
         Assert.Equal(-Errno.EFAULT, _g.Call(Read, c, (long)Bad, 8));
         Assert.Equal(-Errno.EFAULT, _g.Call(RecvFrom, c, (long)Bad, 8, 0, 0, 0));
         Assert.Equal(-Errno.EFAULT, _g.Call(SendTo, c, (long)Bad, 8, 0, 0, 0));
-        Assert.Equal(-Errno.EOPNOTSUPP, _g.Call(RecvFrom, c, (long)_g.Alloc(8), 8, 1 /* MSG_OOB */, 0, 0));
+        Assert.Equal(-Errno.EINVAL, _g.Call(RecvFrom, c, (long)_g.Alloc(8), 8, 1 /* MSG_OOB */, 0, 0));
         Assert.Equal(-Errno.EFAULT, _g.Call(RecvMsg, c, (long)Bad, 0));
         ulong msg = _g.Alloc(56);
         _g.Memory.TryWrite(msg + 16, Bad); _g.Memory.TryWrite(msg + 24, 1UL);
@@ -409,7 +409,11 @@ public sealed class SocketSyscallTests : IDisposable
         Assert.Equal(0, _g.Call(GetPeerName, c, (long)name, (long)_g.Put(BitConverter.GetBytes(16))));
         Assert.Equal(8080, BinaryPrimitives.ReadUInt16BigEndian(_g.Bytes(name + 2, 2)));
         Assert.Equal(0, _g.Call(Shutdown, c, 1));
-        Assert.Equal("", ReadText((int)s)); // the client's FIN
+        ulong pfd = _g.Alloc(8);
+        _g.Memory.TryWrite(pfd, (int)s); _g.Memory.TryWrite(pfd + 4, (short)(1 | 0x2000));
+        Assert.Equal(1, _g.Call(Poll, (long)pfd, 1, 0));
+        Assert.Equal(1 | 0x2000, _g.Read<short>(pfd + 6)); // the client's FIN
+        Assert.Equal("", ReadText((int)s));
         Assert.Equal(0, _g.Call(Close, s));
         Assert.Equal("", ReadText((int)c));
         Assert.Equal(-Errno.EPIPE, _g.Call(SendTo, c, (long)_g.Put("x"u8), 1, 0, 0, 0));

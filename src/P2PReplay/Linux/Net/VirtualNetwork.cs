@@ -123,7 +123,22 @@ public sealed class VirtualNetwork(Func<IHostNetwork> host, Func<long>? monotoni
 
     internal void Send(Socket socket, ReadOnlySpan<byte> data) => Host.Send(socket.Connection, data);
 
-    internal void ShutdownSend(Socket socket) => Host.ShutdownSend(socket.Connection);
+    internal void ShutdownSend(Socket socket)
+    {
+        if (socket.Connection >= 0)
+        {
+            Host.ShutdownSend(socket.Connection);
+        }
+        else if (socket.LocalPeer is { } peer)
+        {
+            peer.PeerClosed = true;
+            peer.InputGeneration++;
+        }
+        else if (socket.PendingAtListener is { } pending)
+        {
+            pending.PeerClosed = true;
+        }
+    }
 
     /// <summary>Takes one batch of events from the host and applies it. True when the batch was not empty.</summary>
     public bool Pump(long timeoutNs)

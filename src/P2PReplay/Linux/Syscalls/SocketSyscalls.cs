@@ -260,7 +260,7 @@ public static class SocketSyscalls
         long r = Lookup(p, a.Int(0), out var socket);
         if (r != 0) return r;
         int flags = a.Int(3);
-        if ((flags & MsgOob) != 0) return -Errno.EOPNOTSUPP;
+        if ((flags & MsgOob) != 0) return -Errno.EINVAL; // as Linux with no urgent data (never any here)
         if (a.A2 == 0) return socket.State == SocketState.Connected ? 0 : -Errno.ENOTCONN;
         if (!FileSyscallSupport.TryOutBuffer(p, a.A1, a.A2, out var span, out long error)) return error;
         // A stream socket leaves the source address alone; when given, *addrlen must at least be readable.
@@ -312,7 +312,7 @@ public static class SocketSyscalls
         long r = Lookup(p, a.Int(0), out var socket);
         if (r != 0) return r;
         int flags = a.Int(2);
-        if ((flags & MsgOob) != 0) return -Errno.EOPNOTSUPP;
+        if ((flags & MsgOob) != 0) return -Errno.EINVAL; // as Linux with no urgent data (never any here)
         r = ReadMsgHdr(p, a.A1, out var vectors);
         if (r != 0) return r;
         if (!p.Memory.IsAccessible(a.A1, 56, Protection.Write)) return -Errno.EFAULT;
