@@ -426,4 +426,19 @@ public sealed class SocketSyscallTests : IDisposable
         Assert.Equal(0, _g.Call(Close, l));
         Assert.Equal("", ReadText((int)c2));
     }
+
+    [Fact]
+    public void A_client_sending_more_than_the_guest_reads_is_disconnected()
+    {
+        _g.Process.Network.MaxUnreadBytes = 10;
+        int c = Accepted(Listener(8080), 1, "12345678");
+        _net.Enqueue(NetEvent.Bytes(1, "abc"u8.ToArray()));
+        ulong pfd = _g.Alloc(8);
+        _g.Memory.TryWrite(pfd, c); _g.Memory.TryWrite(pfd + 4, (short)(1 | 0x2000));
+        Assert.Equal(1, _g.Call(Poll, (long)pfd, 1, 0));
+        Assert.Equal(1 | 0x2000, _g.Read<short>(pfd + 6));
+        Assert.Contains(1L, _net.ClosedByGuest);
+        Assert.Equal("12345678", ReadText(c)); // what arrived before the limit
+        Assert.Equal("", ReadText(c));
+    }
 }

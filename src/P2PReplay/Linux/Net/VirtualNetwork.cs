@@ -21,6 +21,12 @@ public sealed class VirtualNetwork(Func<IHostNetwork> host, Func<long>? monotoni
 
     public IHostNetwork Host => host();
 
+    /// <summary>
+    /// Unread bytes one connection may hold in the VMM; a client that sends more than the guest reads is disconnected
+    /// there (the guest reads what it got, then end of stream), so no client can make the VMM's memory grow without end.
+    /// </summary>
+    public int MaxUnreadBytes { get; set; } = 64 << 20;
+
     /// <summary>Sockets that exist (not yet released): waits consult the network only while there are some.</summary>
     public int LiveSockets { get; private set; }
 
@@ -168,8 +174,29 @@ public sealed class VirtualNetwork(Func<IHostNetwork> host, Func<long>? monotoni
                 }
                 break;
             case NetEventKind.Data:
-                if (_connections.TryGetValue(e.Connection, out var socket)) socket.Receive(e.Data ?? []);
-                else if (_pendingByConnection.TryGetValue(e.Connection, out var waiting)) waiting.Received.Write(e.Data ?? []);
+                int length = e.Data?.Length ?? 0;
+                if (_connections.TryGetValue(e.Connection, out var socket))
+                {
+                    if (socket.PeerClosed) break;
+                    if ((long)socket.BytesQueued + length > MaxUnreadBytes)
+                    {
+                        socket.PeerClosed = true;
+                        socket.InputGeneration++;
+                        Host.Close(e.Connection);
+                        break;
+                    }
+                    socket.Receive(e.Data ?? []);
+                }
+                else if (_pendingByConnection.TryGetValue(e.Connection, out var waiting) && !waiting.PeerClosed)
+                {
+                    if (waiting.Received.Length + length > MaxUnreadBytes)
+                    {
+                        waiting.PeerClosed = true;
+                        Host.Close(e.Connection);
+                        break;
+                    }
+                    waiting.Received.Write(e.Data ?? []);
+                }
                 break;
             case NetEventKind.PeerClosed:
                 if (_connections.TryGetValue(e.Connection, out var closing))
