@@ -1,8 +1,8 @@
-/* echo_server PORT [poll|epoll] [MAXREQ]: a single-threaded line-based key-value server on TCP PORT (IPv4, any
+/* echo_server PORT [poll|epoll|select] [MAXREQ]: a single-threaded line-based key-value server on TCP PORT (IPv4, any
  * address), for the virtual network tests. Requests, one per line:
  *   SET key value -> "OK"      GET key -> "VALUE value" or "NONE"
  *   ECHO text     -> "text"    QUIT    -> "BYE", then the server ends
- * Several clients at once; non-blocking sockets multiplexed with poll(2) (recv/send) or epoll (read/write).
+ * Several clients at once; non-blocking sockets multiplexed with poll(2) or select(2) (recv/send) or epoll (read/write).
  * Ends after MAXREQ requests (default 1000) or a QUIT; prints what happened to stdout (never addresses
  * of its own memory, never times). Exit 0, or 1 on a socket error. */
 #define _GNU_SOURCE
@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/select.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -25,7 +26,7 @@
 struct client { int fd; int id; size_t len; char buf[1024]; };
 static struct client clients[MAXCLIENTS];
 static char keys[MAXKEYS][64], values[MAXKEYS][256];
-static int nkeys, requests, maxreq = 1000, quit, use_epoll, epfd, accepted;
+static int nkeys, requests, maxreq = 1000, quit, use_epoll, use_select, epfd, accepted;
 
 static void die(const char *what) { printf("error: %s: %s\n", what, strerror(errno)); exit(1); }
 
@@ -122,6 +123,7 @@ int main(int argc, char **argv)
     if (argc < 2) { fprintf(stderr, "usage: echo_server PORT [poll|epoll] [MAXREQ]\n"); return 2; }
     int port = atoi(argv[1]);
     use_epoll = argc > 2 && strcmp(argv[2], "epoll") == 0;
+    use_select = argc > 2 && strcmp(argv[2], "select") == 0;
     if (argc > 3) maxreq = atoi(argv[3]);
     setvbuf(stdout, NULL, _IOLBF, 0);
     for (int i = 0; i < MAXCLIENTS; i++) clients[i].fd = -1;
@@ -135,7 +137,7 @@ int main(int argc, char **argv)
     if (listen(lfd, 16) < 0) die("listen");
     socklen_t alen = sizeof addr;
     if (getsockname(lfd, (struct sockaddr *)&addr, &alen) < 0) die("getsockname");
-    printf("listening on port %d (%s)\n", ntohs(addr.sin_port), use_epoll ? "epoll" : "poll");
+    printf("listening on port %d (%s)\n", ntohs(addr.sin_port), use_epoll ? "epoll" : use_select ? "select" : "poll");
 
     if (use_epoll) {
         epfd = epoll_create1(EPOLL_CLOEXEC);
@@ -151,6 +153,18 @@ int main(int argc, char **argv)
             if (n < 0) die("epoll_wait");
             if (n == 0) { printf("nothing more will come\n"); break; }
             for (int i = 0; i < n; i++) ready[nready++] = evs[i].data.u32 == 0xFFFF ? -1 : (int)evs[i].data.u32;
+        } else if (use_select) {
+            fd_set rfds;
+            FD_ZERO(&rfds);
+            FD_SET(lfd, &rfds);
+            int maxfd = lfd;
+            for (int i = 0; i < MAXCLIENTS; i++)
+                if (clients[i].fd >= 0) { FD_SET(clients[i].fd, &rfds); if (clients[i].fd > maxfd) maxfd = clients[i].fd; }
+            int r = select(maxfd + 1, &rfds, NULL, NULL, NULL);
+            if (r < 0) die("select");
+            if (r == 0) { printf("nothing more will come\n"); break; }
+            if (FD_ISSET(lfd, &rfds)) ready[nready++] = -1;
+            for (int i = 0; i < MAXCLIENTS; i++) if (clients[i].fd >= 0 && FD_ISSET(clients[i].fd, &rfds)) ready[nready++] = i;
         } else {
             struct pollfd pfds[MAXCLIENTS + 1];
             int slots[MAXCLIENTS + 1], n = 0;

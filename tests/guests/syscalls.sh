@@ -75,6 +75,7 @@ for libc in glibc musl; do
     row "abort" "$P/abort"
     head -c 10000 /dev/zero >in.bin
     STDIN=in.bin row "stdin_cat <10000 bytes" "$P/stdin_cat"
+    row "net_client_test" "$P/net_client_test"
     for mode in poll epoll; do
         # one client: connects once the server listens, sends two requests, reads the replies
         (for _ in $(seq 50); do exec 3<>/dev/tcp/127.0.0.1/47311 2>/dev/null && break; sleep 0.1; done

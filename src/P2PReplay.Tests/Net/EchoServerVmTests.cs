@@ -24,7 +24,7 @@ public sealed class EchoServerVmTests
 
     public static TheoryData<string, string> Modes() => new()
     {
-        { "musl", "poll" }, { "musl", "epoll" }, { "glibc", "poll" }, { "glibc", "epoll" },
+        { "musl", "poll" }, { "musl", "epoll" }, { "musl", "select" }, { "glibc", "poll" }, { "glibc", "epoll" }, { "glibc", "select" },
     };
 
     private static VmConfiguration Config(string program, string mode)

@@ -41,4 +41,14 @@ public sealed class NetworkEventsTests
     [InlineData(new byte[] { 0, 0 })] // trailing bytes
     public void Malformed_batches_are_format_errors(byte[] payload) =>
         Assert.Throws<FormatException>(() => NetworkEvents.Decode(payload));
+
+    [Fact]
+    public void Without_a_network_a_timed_wait_still_takes_its_time()
+    {
+        var watch = System.Diagnostics.Stopwatch.StartNew();
+        Assert.Empty(NoHostNetwork.Sleeping.Poll(30_000_000));
+        Assert.True(watch.ElapsedMilliseconds >= 25, $"{watch.ElapsedMilliseconds} ms");
+        Assert.Empty(NoHostNetwork.Sleeping.Poll(-1)); // an endless wait: nothing will ever come, at once
+        Assert.Empty(NoHostNetwork.Instance.Poll(long.MaxValue));
+    }
 }

@@ -243,7 +243,7 @@ public sealed class SocketSyscallTests : IDisposable
         Assert.Equal(-Errno.EFAULT, _g.Call(Read, c, (long)Bad, 8));
         Assert.Equal(-Errno.EFAULT, _g.Call(RecvFrom, c, (long)Bad, 8, 0, 0, 0));
         Assert.Equal(-Errno.EFAULT, _g.Call(SendTo, c, (long)Bad, 8, 0, 0, 0));
-        Assert.Equal(-Errno.EOPNOTSUPP, _g.Call(RecvFrom, c, (long)_g.Alloc(8), 8, 1 /* MSG_OOB */, 0, 0));
+        Assert.Equal(-Errno.EINVAL, _g.Call(RecvFrom, c, (long)_g.Alloc(8), 8, 1 /* MSG_OOB */, 0, 0));
         Assert.Equal(-Errno.EFAULT, _g.Call(RecvMsg, c, (long)Bad, 0));
         ulong msg = _g.Alloc(56);
         _g.Memory.TryWrite(msg + 16, Bad); _g.Memory.TryWrite(msg + 24, 1UL);
@@ -386,5 +386,59 @@ public sealed class SocketSyscallTests : IDisposable
         Assert.Equal(2, _g.Call(Poll, (long)pfd, 2, -1));
         Assert.Equal(5, _g.Read<short>(pfd + 6));
         Assert.Equal(1, _g.Read<short>(pfd + 14));
+    }
+
+    [Fact]
+    public void Connect_reaches_the_guests_own_listener()
+    {
+        int l = Listener(8080);
+        long c = _g.Call(Socket, AfInet, SockStream, 0);
+        Assert.Equal(-Errno.ECONNREFUSED, _g.Call(Connect, c, (long)SockAddrIn(8081, 127, 0, 0, 1), 16));
+        Assert.Equal(-Errno.ENETUNREACH, _g.Call(Connect, c, (long)SockAddrIn(8080, 10, 0, 0, 1), 16));
+        Assert.Equal(0, _g.Call(Connect, c, (long)SockAddrIn(8080, 127, 0, 0, 1), 16));
+        Assert.Equal(-Errno.EISCONN, _g.Call(Connect, c, (long)SockAddrIn(8080, 127, 0, 0, 1), 16));
+        Assert.Equal(5, _g.Call(Write, c, (long)_g.Put("early"u8), 5)); // waits at the listener until accepted
+        ulong peer = _g.Alloc(16), len = _g.Put(BitConverter.GetBytes(16));
+        long s = _g.Call(Accept, l, (long)peer, (long)len);
+        Assert.True(s > c);
+        Assert.Equal(new byte[] { 127, 0, 0, 1 }, _g.Bytes(peer + 4, 4));
+        Assert.Equal("early", ReadText((int)s));
+        Assert.Equal(4, _g.Call(Write, s, (long)_g.Put("back"u8), 4));
+        Assert.Equal("back", ReadText((int)c));
+        ulong name = _g.Alloc(16);
+        Assert.Equal(0, _g.Call(GetPeerName, c, (long)name, (long)_g.Put(BitConverter.GetBytes(16))));
+        Assert.Equal(8080, BinaryPrimitives.ReadUInt16BigEndian(_g.Bytes(name + 2, 2)));
+        Assert.Equal(0, _g.Call(Shutdown, c, 1));
+        ulong pfd = _g.Alloc(8);
+        _g.Memory.TryWrite(pfd, (int)s); _g.Memory.TryWrite(pfd + 4, (short)(1 | 0x2000));
+        Assert.Equal(1, _g.Call(Poll, (long)pfd, 1, 0));
+        Assert.Equal(1 | 0x2000, _g.Read<short>(pfd + 6)); // the client's FIN
+        Assert.Equal("", ReadText((int)s));
+        Assert.Equal(0, _g.Call(Close, s));
+        Assert.Equal("", ReadText((int)c));
+        Assert.Equal(-Errno.EPIPE, _g.Call(SendTo, c, (long)_g.Put("x"u8), 1, 0, 0, 0));
+        Assert.Empty(_net.Sent); // nothing left the VM
+        Assert.Empty(_net.ClosedByGuest);
+
+        // A client whose connection is never accepted reads end-of-file once the listener closes.
+        long c2 = _g.Call(Socket, AfInet, SockStream, 0);
+        Assert.Equal(0, _g.Call(Connect, c2, (long)SockAddrIn(8080), 16));
+        Assert.Equal(0, _g.Call(Close, l));
+        Assert.Equal("", ReadText((int)c2));
+    }
+
+    [Fact]
+    public void A_client_sending_more_than_the_guest_reads_is_disconnected()
+    {
+        _g.Process.Network.MaxUnreadBytes = 10;
+        int c = Accepted(Listener(8080), 1, "12345678");
+        _net.Enqueue(NetEvent.Bytes(1, "abc"u8.ToArray()));
+        ulong pfd = _g.Alloc(8);
+        _g.Memory.TryWrite(pfd, c); _g.Memory.TryWrite(pfd + 4, (short)(1 | 0x2000));
+        Assert.Equal(1, _g.Call(Poll, (long)pfd, 1, 0));
+        Assert.Equal(1 | 0x2000, _g.Read<short>(pfd + 6));
+        Assert.Contains(1L, _net.ClosedByGuest);
+        Assert.Equal("12345678", ReadText(c)); // what arrived before the limit
+        Assert.Equal("", ReadText(c));
     }
 }

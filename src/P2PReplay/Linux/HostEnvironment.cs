@@ -25,7 +25,7 @@ public interface IHostEnvironment
     void WriteOutput(int fd, ReadOnlySpan<byte> data);
 
     /// <summary>The network outside the VM (client connections to guest ports); by default none.</summary>
-    Net.IHostNetwork Network => Net.NoHostNetwork.Instance;
+    Net.IHostNetwork Network => Net.NoHostNetwork.Sleeping;
 }
 
 /// <summary>The real host: system clocks, the OS random source, the process's own stdio.</summary>
@@ -55,7 +55,7 @@ public sealed class RealHostEnvironment : IHostEnvironment
     public int ReadStdin(Span<byte> buffer) => _stdin.Read(buffer);
 
     /// <summary>The network the guest's listening ports are reachable from (run --expose); none by default.</summary>
-    public Net.IHostNetwork Network { get; set; } = Net.NoHostNetwork.Instance;
+    public Net.IHostNetwork Network { get; set; } = Net.NoHostNetwork.Sleeping;
 
     public void WriteOutput(int fd, ReadOnlySpan<byte> data)
     {

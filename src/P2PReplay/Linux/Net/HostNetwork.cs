@@ -53,16 +53,29 @@ public interface IHostNetwork
     void Close(long connection);
 }
 
-/// <summary>No network: listening works, nobody ever connects.</summary>
+/// <summary>
+/// No network: listening works, nobody ever connects. <see cref="Sleeping"/> (the real host's default) waits out finite
+/// timeouts, so a guest using a network wait as a timer does not spin; <see cref="Instance"/> returns at once (fakes).
+/// </summary>
 public sealed class NoHostNetwork : IHostNetwork
 {
-    public static readonly NoHostNetwork Instance = new();
+    public static readonly NoHostNetwork Instance = new(false);
+
+    public static readonly NoHostNetwork Sleeping = new(true);
+
+    private readonly bool _sleeps;
+
+    private NoHostNetwork(bool sleeps) => _sleeps = sleeps;
+
+    public IReadOnlyList<NetEvent> Poll(long timeoutNs)
+    {
+        if (_sleeps && timeoutNs > 0) Thread.Sleep((int)Math.Min(int.MaxValue - 1, (timeoutNs + 999_999) / 1_000_000));
+        return [];
+    }
 
     public void Listen(int port) { }
 
     public void Unlisten(int port) { }
-
-    public IReadOnlyList<NetEvent> Poll(long timeoutNs) => [];
 
     public void Send(long connection, ReadOnlySpan<byte> data) { }
 

@@ -47,6 +47,9 @@ public sealed class Socket : OpenFile
 
     public long Connection { get; internal set; }
 
+    /// <summary>The other end of a connection inside the guest (connect to its own listening port); null otherwise.</summary>
+    internal Socket? LocalPeer { get; set; }
+
     public int Backlog { get; internal set; }
 
     public bool PeerClosed { get; internal set; }
@@ -61,6 +64,9 @@ public sealed class Socket : OpenFile
     public long InputGeneration { get; internal set; }
 
     internal Queue<PendingConnection> PendingAccepts { get; } = new();
+
+    /// <summary>A guest-internal client not accepted yet: where its bytes wait.</summary>
+    internal PendingConnection? PendingAtListener { get; set; }
 
     public int PendingConnections => PendingAccepts.Count;
 
@@ -99,7 +105,17 @@ public sealed class Socket : OpenFile
             PeerClosed = pending.PeerClosed,
         };
         s.Receive(pending.Received.ToArray());
-        listener._network.Accepted(s);
+        if (pending.LocalClient is { } client)
+        {
+            client.PendingAtListener = null;
+            s.LocalPeer = client;
+            client.LocalPeer = s;
+            if (client.WriteShut || client.State == SocketState.Closed) s.PeerClosed = true;
+        }
+        else
+        {
+            listener._network.Accepted(s);
+        }
         return s;
     }
 
@@ -148,7 +164,20 @@ public sealed class Socket : OpenFile
     {
         if (State != SocketState.Connected) return -Errno.EPIPE;
         if (WriteShut) return -Errno.EPIPE;
-        if (!buffer.IsEmpty) _network.Send(this, buffer);
+        if (buffer.IsEmpty) return 0;
+        if (Connection < 0)
+        {
+            // Inside the guest: straight into the other end (or its pending connection); gone: EPIPE.
+            if (LocalPeer is { } peer)
+            {
+                if (peer.State == SocketState.Closed) return -Errno.EPIPE;
+                peer.Receive(buffer);
+            }
+            else if (PendingAtListener is { } pending) pending.Received.Write(buffer);
+            else return -Errno.EPIPE;
+            return buffer.Length;
+        }
+        _network.Send(this, buffer);
         return buffer.Length;
     }
 

@@ -21,6 +21,12 @@ public sealed class VirtualNetwork(Func<IHostNetwork> host, Func<long>? monotoni
 
     public IHostNetwork Host => host();
 
+    /// <summary>
+    /// Unread bytes one connection may hold in the VMM; a client that sends more than the guest reads is disconnected
+    /// there (the guest reads what it got, then end of stream), so no client can make the VMM's memory grow without end.
+    /// </summary>
+    public int MaxUnreadBytes { get; set; } = 64 << 20;
+
     /// <summary>Sockets that exist (not yet released): waits consult the network only while there are some.</summary>
     public int LiveSockets { get; private set; }
 
@@ -41,10 +47,28 @@ public sealed class VirtualNetwork(Func<IHostNetwork> host, Func<long>? monotoni
         if (socket.State == SocketState.Listening && _listeners.Remove(socket.BoundPort))
         {
             Host.Unlisten(socket.BoundPort);
-            foreach (var pending in socket.PendingAccepts) Host.Close(pending.Connection);
+            foreach (var pending in socket.PendingAccepts)
+            {
+                if (pending.LocalClient is { } client)
+                {
+                    client.PeerClosed = true; // refused after all: the client reads end-of-file
+                    client.PendingAtListener = null;
+                    client.InputGeneration++;
+                }
+                else
+                {
+                    Host.Close(pending.Connection);
+                }
+            }
             socket.PendingAccepts.Clear();
         }
-        if (socket.State == SocketState.Connected && _connections.Remove(socket.Connection)) Host.Close(socket.Connection);
+        if (socket.State == SocketState.Connected && socket.Connection >= 0 && _connections.Remove(socket.Connection)) Host.Close(socket.Connection);
+        if (socket.LocalPeer is { } peer)
+        {
+            peer.PeerClosed = true;
+            peer.InputGeneration++;
+        }
+        if (socket.PendingAtListener is { } waiting) waiting.PeerClosed = true;
         socket.State = SocketState.Closed;
     }
 
@@ -75,9 +99,52 @@ public sealed class VirtualNetwork(Func<IHostNetwork> host, Func<long>? monotoni
 
     internal void Accepted(Socket connection) => _connections[connection.Connection] = connection;
 
+    private long _nextLocalConnection = -1;
+
+    /// <summary>
+    /// connect() to a port the guest itself listens on: the client is connected at once and waits at the listener to
+    /// be accepted; nothing reaches the host. 0, or -ECONNREFUSED when nobody listens there.
+    /// </summary>
+    internal int ConnectLocally(Socket client, int port)
+    {
+        if (!_listeners.TryGetValue(port, out var listener)) return -Errno.ECONNREFUSED;
+        if (client.BoundPort == 0)
+        {
+            int bound = Bind(client, 0);
+            if (bound != 0) return bound;
+        }
+        var loopback = client.Family == Socket.AfInet ? new byte[] { 127, 0, 0, 1 } : [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1];
+        client.State = SocketState.Connected;
+        client.LocalPort = client.BoundPort;
+        client.LocalAddress = loopback;
+        client.PeerAddress = loopback;
+        client.PeerPort = port;
+        client.Connection = _nextLocalConnection--;
+        var pending = new PendingConnection(client.Connection, loopback, client.BoundPort) { LocalClient = client };
+        client.PendingAtListener = pending;
+        listener.PendingAccepts.Enqueue(pending);
+        listener.InputGeneration++;
+        return 0;
+    }
+
     internal void Send(Socket socket, ReadOnlySpan<byte> data) => Host.Send(socket.Connection, data);
 
-    internal void ShutdownSend(Socket socket) => Host.ShutdownSend(socket.Connection);
+    internal void ShutdownSend(Socket socket)
+    {
+        if (socket.Connection >= 0)
+        {
+            Host.ShutdownSend(socket.Connection);
+        }
+        else if (socket.LocalPeer is { } peer)
+        {
+            peer.PeerClosed = true;
+            peer.InputGeneration++;
+        }
+        else if (socket.PendingAtListener is { } pending)
+        {
+            pending.PeerClosed = true;
+        }
+    }
 
     /// <summary>Takes one batch of events from the host and applies it. True when the batch was not empty.</summary>
     public bool Pump(long timeoutNs)
@@ -107,8 +174,29 @@ public sealed class VirtualNetwork(Func<IHostNetwork> host, Func<long>? monotoni
                 }
                 break;
             case NetEventKind.Data:
-                if (_connections.TryGetValue(e.Connection, out var socket)) socket.Receive(e.Data ?? []);
-                else if (_pendingByConnection.TryGetValue(e.Connection, out var waiting)) waiting.Received.Write(e.Data ?? []);
+                int length = e.Data?.Length ?? 0;
+                if (_connections.TryGetValue(e.Connection, out var socket))
+                {
+                    if (socket.PeerClosed) break;
+                    if ((long)socket.BytesQueued + length > MaxUnreadBytes)
+                    {
+                        socket.PeerClosed = true;
+                        socket.InputGeneration++;
+                        Host.Close(e.Connection);
+                        break;
+                    }
+                    socket.Receive(e.Data ?? []);
+                }
+                else if (_pendingByConnection.TryGetValue(e.Connection, out var waiting) && !waiting.PeerClosed)
+                {
+                    if (waiting.Received.Length + length > MaxUnreadBytes)
+                    {
+                        waiting.PeerClosed = true;
+                        Host.Close(e.Connection);
+                        break;
+                    }
+                    waiting.Received.Write(e.Data ?? []);
+                }
                 break;
             case NetEventKind.PeerClosed:
                 if (_connections.TryGetValue(e.Connection, out var closing))
@@ -164,4 +252,6 @@ internal sealed class PendingConnection(long connection, byte[] peerAddress, int
     public int PeerPort { get; } = peerPort;
     public MemoryStream Received { get; } = new();
     public bool PeerClosed { get; set; }
+    /// <summary>The guest's own client socket, for a connection made inside the guest.</summary>
+    public Socket? LocalClient { get; init; }
 }

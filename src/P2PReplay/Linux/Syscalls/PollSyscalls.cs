@@ -4,9 +4,10 @@ using static P2PReplay.Linux.Syscalls.ArgKind;
 namespace P2PReplay.Linux.Syscalls;
 
 /// <summary>
-/// poll, ppoll, select, pselect6 over the process's own descriptors. With one process nothing can become ready
-/// while it waits, so a wait with nothing ready sleeps out its timeout (time is a host input) and an endless wait
-/// returns at once with nothing ready, after saying so once.
+/// poll, ppoll, select, pselect6 over the process's own descriptors. While the process has sockets, only the network
+/// can make something ready: the wait takes host network events (logged inputs) until a descriptor is ready or the
+/// timeout passes. Without sockets nothing can become ready in one process, so a wait with nothing ready sleeps out
+/// its timeout (time is a host input) and an endless wait returns at once with nothing ready, after saying so once.
 /// </summary>
 public static class PollSyscalls
 {

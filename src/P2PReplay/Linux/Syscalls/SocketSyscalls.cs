@@ -8,8 +8,9 @@ using static P2PReplay.Linux.Syscalls.ArgKind;
 namespace P2PReplay.Linux.Syscalls;
 
 /// <summary>
-/// Virtual TCP sockets (see <see cref="VirtualNetwork"/>): AF_INET/AF_INET6 SOCK_STREAM servers. Outgoing connect()
-/// fails with ENETUNREACH (the VM reaches no one yet); socketpair and datagram sockets are not supported.
+/// Virtual TCP sockets (see <see cref="VirtualNetwork"/>): AF_INET/AF_INET6 SOCK_STREAM servers. connect() reaches
+/// the guest's own listening ports (loopback or unspecified address; ECONNREFUSED when nobody listens); anything else
+/// fails with ENETUNREACH (the VM reaches no one outside yet); socketpair and datagram sockets are not supported.
 /// </summary>
 public static class SocketSyscalls
 {
@@ -146,12 +147,22 @@ public static class SocketSyscalls
     {
         long r = Lookup(p, a.Int(0), out var socket);
         if (r != 0) return r;
-        r = ReadSockAddr(p, socket, a.A1, a.Int(2), out _, out _);
+        r = ReadSockAddr(p, socket, a.A1, a.Int(2), out var ip, out int port);
         if (r != 0) return r;
         if (socket.State == SocketState.Connected) return -Errno.EISCONN;
         if (socket.State == SocketState.Listening) return -Errno.EINVAL;
+        if (IsLocal(ip)) return socket.Network.ConnectLocally(socket, port);
         p.NoticeOnce("net-connect", "p2preplay: the guest connects out; outgoing connections are not supported yet (ENETUNREACH)");
         return -Errno.ENETUNREACH;
+    }
+
+    /// <summary>127.0.0.0/8, ::1, ::ffff:127.x.x.x, or the unspecified address (which Linux connects to locally).</summary>
+    private static bool IsLocal(byte[] ip)
+    {
+        if (ip.Length == 4) return ip[0] == 127 || ip.AsSpan().IndexOfAnyExcept((byte)0) < 0;
+        if (ip.AsSpan(0, 15).IndexOfAnyExcept((byte)0) < 0) return ip[15] is 0 or 1;
+        bool mapped = ip.AsSpan(0, 10).IndexOfAnyExcept((byte)0) < 0 && ip[10] == 0xFF && ip[11] == 0xFF;
+        return mapped && (ip[12] == 127 || ip.AsSpan(12).IndexOfAnyExcept((byte)0) < 0);
     }
 
     private static long Accept(LinuxProcess p, in SyscallArgs a) => DoAccept(p, a.Int(0), a.A1, a.A2, 0);
@@ -249,7 +260,7 @@ public static class SocketSyscalls
         long r = Lookup(p, a.Int(0), out var socket);
         if (r != 0) return r;
         int flags = a.Int(3);
-        if ((flags & MsgOob) != 0) return -Errno.EOPNOTSUPP;
+        if ((flags & MsgOob) != 0) return -Errno.EINVAL; // as Linux with no urgent data (never any here)
         if (a.A2 == 0) return socket.State == SocketState.Connected ? 0 : -Errno.ENOTCONN;
         if (!FileSyscallSupport.TryOutBuffer(p, a.A1, a.A2, out var span, out long error)) return error;
         // A stream socket leaves the source address alone; when given, *addrlen must at least be readable.
@@ -301,7 +312,7 @@ public static class SocketSyscalls
         long r = Lookup(p, a.Int(0), out var socket);
         if (r != 0) return r;
         int flags = a.Int(2);
-        if ((flags & MsgOob) != 0) return -Errno.EOPNOTSUPP;
+        if ((flags & MsgOob) != 0) return -Errno.EINVAL; // as Linux with no urgent data (never any here)
         r = ReadMsgHdr(p, a.A1, out var vectors);
         if (r != 0) return r;
         if (!p.Memory.IsAccessible(a.A1, 56, Protection.Write)) return -Errno.EFAULT;
