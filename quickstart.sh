@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Quick start: installs what is missing, publishes the NativeAOT binary to out/p2preplay and runs the built-in
-# example programs in KVM microVMs, then forms a three-daemon cluster on loopback and kills its leader.
+# example programs in KVM microVMs, then forms a three-daemon cluster on loopback, runs a replicated VM, kills its
+# primary (failover) and then the Raft leader.
 set -euo pipefail
 cd "$(dirname "$0")"
 
