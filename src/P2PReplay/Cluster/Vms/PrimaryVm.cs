@@ -19,28 +19,11 @@ internal sealed class PrimaryVm : IDisposable
     private readonly VmOutput output = new();
     private readonly LogStreamer streamer;
     private readonly Thread thread;
-    // Set only while the machine exists: stopping must never kick a disposed vCPU (its kvm_run is unmapped).
-    private readonly Lock vmGate = new();
-    private MicroVm? vm;
-    private long lastExits;
-
-    private void SetMachine(MicroVm? machine)
-    {
-        lock (vmGate)
-        {
-            if (machine is null && vm is not null) lastExits = vm.Runner.Exits;
-            vm = machine;
-        }
-    }
-
-    private void PauseMachine()
-    {
-        lock (vmGate) vm?.Runner.RequestPause();
-    }
+    private readonly MachineHandle vm = new();
 
     public string State { get; private set; } = "starting";
     public string? Error { get; private set; }
-    public long Exits => vm?.Runner.Exits ?? lastExits;
+    public long Exits => vm.Exits;
     public long LogBytes => log.Length;
     public LogStreamer Streamer => streamer;
 
@@ -69,9 +52,9 @@ internal sealed class PrimaryVm : IDisposable
             var (cpuid, hostCpu) = MicroVm.ProbeHost();
             var config = new VmConfiguration(program, spec.ProgramPath, spec.Arguments, spec.Environment, null, (ulong)spec.MemoryBytes) { Cpuid = cpuid };
             using var recorder = new Recorder(new LogBufferStream(log), RecordingSession.BuildHeader(config, cpuid, hostCpu, 4096, rateLimited: true));
-            var host = new RecordingHost(new VmHost(output, () => vm?.Runner.Exits ?? 0), recorder);
+            var host = new RecordingHost(new VmHost(output, () => vm.Exits), recorder);
             using var machine = MicroVm.Create(config, host, null);
-            SetMachine(machine);
+            vm.Set(machine);
             try
             {
                 RecordingSession.Attach(machine, recorder);
@@ -82,7 +65,7 @@ internal sealed class PrimaryVm : IDisposable
             }
             finally
             {
-                SetMachine(null);
+                vm.Set(null);
             }
         }
         catch (Exception e) when (e is not OutOfMemoryException)
@@ -127,7 +110,7 @@ internal sealed class PrimaryVm : IDisposable
     public void Dispose()
     {
         streamer.Dispose();
-        PauseMachine();
+        vm.Pause();
         if (!thread.Join(TimeSpan.FromSeconds(5))) VmLog.SlowStop(logger, placement.Vm, "primary");
     }
 }

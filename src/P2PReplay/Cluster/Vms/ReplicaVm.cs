@@ -25,24 +25,8 @@ internal sealed class ReplicaVm : IDisposable
     private readonly CancellationTokenSource stopping = new();
     private readonly Thread thread;
     private Task? acks;
-    // Set only while the machine exists: stopping must never kick a disposed vCPU (its kvm_run is unmapped).
-    private readonly Lock vmGate = new();
-    private MicroVm? vm;
-    private long lastExits;
+    private readonly MachineHandle vm = new();
 
-    private void SetMachine(MicroVm? machine)
-    {
-        lock (vmGate)
-        {
-            if (machine is null && vm is not null) lastExits = vm.Runner.Exits;
-            vm = machine;
-        }
-    }
-
-    private void PauseMachine()
-    {
-        lock (vmGate) vm?.Runner.RequestPause();
-    }
     private volatile Placement placement;
     private volatile string primaryAddress;
     private volatile Promotion? promotion;
@@ -52,7 +36,7 @@ internal sealed class ReplicaVm : IDisposable
 
     public ReplicaState State { get; private set; } = ReplicaState.Waiting;
     public string? Error { get; private set; }
-    public long ReplayedExits => vm?.Runner.Exits ?? lastExits;
+    public long ReplayedExits => vm.Exits;
     public long ReceivedBytes => stream.Received;
     public long PrimaryExits { get; private set; }
     public long PrimaryLogBytes { get; private set; }
@@ -141,12 +125,12 @@ internal sealed class ReplicaVm : IDisposable
         {
             using var replayer = new Replayer(stream);
             var config = RecordingSession.RecreateConfiguration(replayer.Header, null, null);
-            var vmHost = new VmHost(output, () => vm?.Runner.Exits ?? 0);
+            var vmHost = new VmHost(output, () => vm.Exits);
             IHostEnvironment replaying = new ReplayingHost(replayer, vmHost);
             if (CorruptRandomInput) replaying = new CorruptRandomHost(replaying);
             var host = new PromotableHost(replaying, () => GoLive(replayer, vmHost, ref recorder));
             using var machine = MicroVm.Create(config, host, null);
-            SetMachine(machine);
+            vm.Set(machine);
             try
             {
             RecordingSession.Attach(machine, replayer);
@@ -178,7 +162,7 @@ internal sealed class ReplicaVm : IDisposable
             }
             finally
             {
-                SetMachine(null);
+                vm.Set(null);
             }
         }
         catch (ReplayDivergenceException e)
@@ -209,10 +193,10 @@ internal sealed class ReplicaVm : IDisposable
     private IHostEnvironment GoLive(Replayer replayer, VmHost vmHost, ref Recorder? recorder)
     {
         var next = promotion ?? throw new InvalidOperationException("not promoted");
-        long exit = vm!.Runner.Exits;
+        var machine = vm.Current ?? throw new InvalidOperationException("no machine to take live");
+        long exit = machine.Runner.Exits;
         WentLiveAtExit = exit;
-        recorder = new Recorder(new LogBufferStream(received), replayer) { Process = vm.Process };
-        var machine = vm;
+        recorder = new Recorder(new LogBufferStream(received), replayer) { Process = machine.Process };
         recorder.CurrentExit = () => machine.Runner.Exits;
         // The received log covers every exit before this one.
         received.Mark(Math.Max(0, exit - 1));
@@ -253,7 +237,7 @@ internal sealed class ReplicaVm : IDisposable
         stopping.Cancel();
         streamer?.Dispose();
         stream.Close(abandon: true);
-        PauseMachine();
+        vm.Pause();
         if (!thread.Join(TimeSpan.FromSeconds(5))) VmLog.SlowStop(logger, placement.Vm, "replica");
         try
         {
