@@ -15,7 +15,7 @@ internal static class AdminCommands
 
     private static Options ParseOptions(ReadOnlySpan<string> args, string usage)
     {
-        string socket = Environment.GetEnvironmentVariable("P2PREPLAY_SOCKET") is { Length: > 0 } fromEnvironment ? fromEnvironment : ControlClient.DefaultSocket;
+        string socket = ControlClient.SocketFromEnvironment();
         bool json = false;
         var positional = new List<string>();
         for (int i = 0; i < args.Length; i++)

@@ -21,7 +21,7 @@ internal static class VmCommands
     {
         string[] args = arguments.ToArray();
         if (args.Length == 0) throw new UsageException(Usage);
-        string socket = Environment.GetEnvironmentVariable("P2PREPLAY_SOCKET") is { Length: > 0 } fromEnvironment ? fromEnvironment : ControlClient.DefaultSocket;
+        string socket = ControlClient.SocketFromEnvironment();
         bool json = false;
         int replicas = 2;
         long? memory = null;

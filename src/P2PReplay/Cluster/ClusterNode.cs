@@ -147,18 +147,17 @@ internal sealed partial class ClusterNode : IClusterControl, IAsyncDisposable
 
     private static string DefaultAdvertisedAddress(IPEndPoint listen)
     {
-        if (!listen.Address.Equals(IPAddress.Any) && !listen.Address.Equals(IPAddress.IPv6Any))
-            return listen.Address.AddressFamily == AddressFamily.InterNetworkV6 ? $"[{listen.Address}]:{listen.Port}" : $"{listen.Address}:{listen.Port}";
+        if (!listen.Address.Equals(IPAddress.Any) && !listen.Address.Equals(IPAddress.IPv6Any)) return PeerAddress.Format(listen);
         // Listening everywhere: advertise the first address of an interface that is up and not loopback.
         foreach (var nic in NetworkInterface.GetAllNetworkInterfaces())
         {
             if (nic.OperationalStatus != OperationalStatus.Up || nic.NetworkInterfaceType == NetworkInterfaceType.Loopback) continue;
             foreach (var address in nic.GetIPProperties().UnicastAddresses)
             {
-                if (address.Address.AddressFamily == AddressFamily.InterNetwork) return $"{address.Address}:{listen.Port}";
+                if (address.Address.AddressFamily == AddressFamily.InterNetwork) return PeerAddress.Format(new IPEndPoint(address.Address, listen.Port));
             }
         }
-        return $"127.0.0.1:{listen.Port}";
+        return PeerAddress.Format(new IPEndPoint(IPAddress.Loopback, listen.Port));
     }
 
     public async ValueTask DisposeAsync()

@@ -18,6 +18,10 @@ internal sealed class ControlClient : IDisposable
 {
     public const string DefaultSocket = "/run/p2preplay/p2preplay.sock";
 
+    /// <summary>The socket the admin commands use unless --socket says otherwise: $P2PREPLAY_SOCKET, else the default.</summary>
+    public static string SocketFromEnvironment() =>
+        Environment.GetEnvironmentVariable("P2PREPLAY_SOCKET") is { Length: > 0 } fromEnvironment ? fromEnvironment : DefaultSocket;
+
     private readonly HttpClient http;
     private readonly string socketPath;
 

@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Net;
+using P2PReplay.Transport;
 
 namespace P2PReplay.Daemon;
 
@@ -93,16 +94,11 @@ internal sealed record DaemonConfig
         return endpoint;
     }
 
-    /// <summary>host:port where host is a DNS name or an IP (IPv6 in brackets) and the port is 1-65535.</summary>
+    /// <summary>host:port as peers dial it (<see cref="PeerAddress"/>), where host is a DNS name or an IP address.</summary>
     public static string ValidateHostPort(string key, string value)
     {
-        int colon = value.LastIndexOf(':');
-        if (colon <= 0 || !int.TryParse(value.AsSpan(colon + 1), NumberStyles.None, CultureInfo.InvariantCulture, out int port) || port is < 1 or > 65535)
-            throw new ConfigException($"{key}: '{value}' is not host:port");
-        string host = value[..colon];
-        if (host.StartsWith('[') && host.EndsWith(']') && IPAddress.TryParse(host[1..^1], out _)) return value;
-        if (IPAddress.TryParse(host, out var ip) && ip.AddressFamily == System.Net.Sockets.AddressFamily.InterNetwork) return value;
-        if (Uri.CheckHostName(host) == UriHostNameType.Dns) return value;
+        if (!PeerAddress.TryParse(value, out string host, out _)) throw new ConfigException($"{key}: '{value}' is not host:port");
+        if (IPAddress.TryParse(host, out _) || Uri.CheckHostName(host) == UriHostNameType.Dns) return value;
         throw new ConfigException($"{key}: '{host}' is not a host name or IP address");
     }
 

@@ -72,13 +72,22 @@ internal sealed class LogBuffer
     {
         lock (gate)
         {
-            long exit = -1;
-            foreach (var (markExit, length) in marks)
+            // Marks grow in both exit and length: binary search for the last one within the bytes held.
+            int low = 0, high = marks.Count - 1, found = -1;
+            while (low <= high)
             {
-                if (length > bytes) break;
-                exit = markExit;
+                int middle = (low + high) >>> 1;
+                if (marks[middle].Length <= bytes)
+                {
+                    found = middle;
+                    low = middle + 1;
+                }
+                else
+                {
+                    high = middle - 1;
+                }
             }
-            return exit;
+            return found < 0 ? -1 : marks[found].Exit;
         }
     }
 

@@ -76,10 +76,18 @@ internal sealed class LogStreamer : IDisposable
         }
     }
 
-    /// <summary>The log now covers this exit (after a flush): remembered for lag in milliseconds.</summary>
+    /// <summary>The log now covers this exit (after a flush): remembered for lag in milliseconds, as far back as
+    /// the slowest replica (older marks can no longer answer a lag question).</summary>
     public void Marked(long exit)
     {
-        lock (gate) exitTimes.Add((exit, nowMs()));
+        lock (gate)
+        {
+            exitTimes.Add((exit, nowMs()));
+            if (exitTimes.Count < 4096) return;
+            long slowest = replicas.Count == 0 ? exit : replicas.Values.Min(r => r.ReplayedExit);
+            int stale = exitTimes.FindIndex(t => t.Exit > slowest);
+            if (stale > 0) exitTimes.RemoveRange(0, stale);
+        }
     }
 
     private async Task SendLoopAsync(string replicaId, string address, CancellationToken cancel)
@@ -155,11 +163,22 @@ internal sealed class LogStreamer : IDisposable
     {
         lock (gate)
         {
-            foreach (var (exit, at) in exitTimes)
+            // The first mark past the replayed exit: when the primary got beyond where the replica is.
+            int low = 0, high = exitTimes.Count - 1, found = -1;
+            while (low <= high)
             {
-                if (exit > replayedExit) return Math.Max(0, nowMs() - at);
+                int middle = (low + high) >>> 1;
+                if (exitTimes[middle].Exit > replayedExit)
+                {
+                    found = middle;
+                    high = middle - 1;
+                }
+                else
+                {
+                    low = middle + 1;
+                }
             }
-            return 0;
+            return found < 0 ? 0 : Math.Max(0, nowMs() - exitTimes[found].AtMs);
         }
     }
 

@@ -3,6 +3,7 @@ using System.Net;
 using System.Net.NetworkInformation;
 using Makaretu.Dns;
 using Microsoft.Extensions.Logging;
+using P2PReplay.Transport;
 
 namespace P2PReplay.Discovery.Mdns;
 
@@ -138,7 +139,7 @@ internal sealed partial class MdnsDiscovery : ILanDiscovery
             if (source is not null) candidates.Add(source.IsIPv4MappedToIPv6 ? source.MapToIPv4() : source);
             var chosen = candidates.FirstOrDefault(a => !IPAddress.IsLoopback(a) && !a.IsIPv6LinkLocal && !IsIPv4LinkLocal(a)) ?? candidates.FirstOrDefault();
             if (chosen is null) return null;
-            address = chosen.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6 ? $"[{chosen}]:{peerPort}" : $"{chosen}:{peerPort}";
+            address = PeerAddress.Format(new IPEndPoint(chosen, peerPort));
         }
         return new LanPeer(id, address, peerSite);
     }
