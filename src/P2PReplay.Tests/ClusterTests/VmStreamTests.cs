@@ -60,7 +60,7 @@ public sealed class VmStreamTests
     [Fact]
     public async Task Live_stream_accepts_only_the_next_offset_and_blocks_until_data()
     {
-        var stream = new LiveLogStream();
+        var stream = new LiveLogStream(new LogBuffer());
         Assert.False(stream.Offer(5, [9]));
         Assert.True(stream.Offer(0, [1, 2]));
         Assert.False(stream.Offer(0, [1, 2]));

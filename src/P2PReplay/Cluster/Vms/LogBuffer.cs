@@ -91,8 +91,9 @@ internal sealed class LogBuffer
         }
     }
 
-    /// <summary>Copies up to max bytes from the offset; empty when nothing new.</summary>
-    public byte[] Read(long offset, int max)
+    /// <summary>Copies up to max bytes from the offset (not past the end of the appended piece it starts in, with
+    /// <paramref name="onePiece"/>); empty when nothing new.</summary>
+    public byte[] Read(long offset, int max, bool onePiece = false)
     {
         lock (gate)
         {
@@ -108,6 +109,7 @@ internal sealed class LogBuffer
                 result.Write(segments[index], skip, take);
                 position += take;
                 index++;
+                if (onePiece) break;
             }
             return result.ToArray();
         }
@@ -144,40 +146,38 @@ internal sealed class LogBufferStream(LogBuffer buffer) : Stream
 }
 
 /// <summary>
-/// The replica's side: log bytes arrive in order (a gap or an overlap is refused and the primary resends from the
-/// replica's length); the replayer reads them as a stream that blocks until more arrive or the stream is closed.
+/// The replica's side: log bytes arrive in order into a <see cref="LogBuffer"/> (a gap or an overlap is refused and
+/// the primary resends from the replica's length); the replayer reads that same buffer as a stream that blocks
+/// until more arrive or the stream is closed. The buffer is what a promoted replica continues as its own log.
 /// </summary>
-internal sealed class LiveLogStream : Stream
+internal sealed class LiveLogStream(LogBuffer log) : Stream
 {
     private readonly object gate = new();
-    private readonly Queue<byte[]> pending = new();
-    private byte[]? current;
-    private int currentOffset;
+    private long position;
     private bool closed;
+    private bool abandoned;
 
-    public long Received { get; private set; }
+    public long Received => log.Length;
 
     /// <summary>Appends bytes that start at the offset; false (and nothing kept) unless offset is exactly what was received.</summary>
     public bool Offer(ulong offset, ReadOnlySpan<byte> bytes)
     {
         lock (gate)
         {
-            if (closed || (long)offset != Received) return false;
-            if (bytes.IsEmpty) return true;
-            pending.Enqueue(bytes.ToArray());
-            Received += bytes.Length;
+            if (closed || (long)offset != log.Length) return false;
+            log.Append(bytes);
             Monitor.PulseAll(gate);
             return true;
         }
     }
 
-    /// <summary>No more bytes will come (the VM is stopped here, or this replica is being dropped).</summary>
+    /// <summary>No more bytes will come; with abandon the reader also gets nothing more of what it has not read.</summary>
     public void Close(bool abandon)
     {
         lock (gate)
         {
             closed = true;
-            if (abandon) pending.Clear();
+            abandoned |= abandon;
             Monitor.PulseAll(gate);
         }
     }
@@ -186,26 +186,16 @@ internal sealed class LiveLogStream : Stream
 
     public override int Read(Span<byte> destination)
     {
+        if (destination.IsEmpty) return 0;
         lock (gate)
         {
-            while (true)
-            {
-                if (current is not null && currentOffset < current.Length)
-                {
-                    int take = Math.Min(destination.Length, current.Length - currentOffset);
-                    current.AsSpan(currentOffset, take).CopyTo(destination);
-                    currentOffset += take;
-                    return take;
-                }
-                if (pending.Count > 0)
-                {
-                    current = pending.Dequeue();
-                    currentOffset = 0;
-                    continue;
-                }
-                if (closed) return 0;
-                Monitor.Wait(gate);
-            }
+            while (!abandoned && position >= log.Length && !closed) Monitor.Wait(gate);
+            if (abandoned || position >= log.Length) return 0;
+            // One piece per read, as the primary sent it: a reader waiting for a chunk sees it as soon as it is whole.
+            byte[] bytes = log.Read(position, destination.Length, onePiece: true);
+            bytes.CopyTo(destination);
+            position += bytes.Length;
+            return bytes.Length;
         }
     }
 

@@ -19,8 +19,8 @@ internal sealed class ReplicaVm : IDisposable
     private readonly PeerNetwork network;
     private readonly ILogger logger;
     private readonly Func<long> nowMs;
-    private readonly LiveLogStream stream = new();
     private readonly LogBuffer received = new();
+    private readonly LiveLogStream stream;
     private readonly VmOutput output = new();
     private readonly CancellationTokenSource stopping = new();
     private readonly Thread thread;
@@ -62,6 +62,7 @@ internal sealed class ReplicaVm : IDisposable
         this.logger = logger;
         this.nowMs = nowMs;
         LastHeardMs = nowMs();
+        stream = new LiveLogStream(received);
         thread = new Thread(Run) { IsBackground = true, Name = $"replica {placement.Vm}" };
     }
 
@@ -79,10 +80,7 @@ internal sealed class ReplicaVm : IDisposable
         {
             case VmMessageType.LogData:
                 // A gap or repeat is ignored: the ack tells the primary where to resume.
-                lock (received)
-                {
-                    if (stream.Offer(message.Offset, message.Data.Span)) received.Append(message.Data.Span);
-                }
+                stream.Offer(message.Offset, message.Data.Span);
                 break;
             case VmMessageType.Heartbeat:
                 PrimaryExits = message.Exit;
@@ -106,7 +104,7 @@ internal sealed class ReplicaVm : IDisposable
         promotion = new Promotion(next, replicas);
         placement = next;
         // No more log will come from the old primary: the replay drains what it holds, then the VM goes live.
-        lock (received) stream.Close(abandon: false);
+        stream.Close(abandon: false);
     }
 
     /// <summary>As the promoted primary, the placement's replicas changed (repair).</summary>
