@@ -13,7 +13,7 @@ internal static partial class DaemonCommand
 {
     public const string Usage = """
         usage: p2preplay daemon [--config FILE] [--data-dir DIR] [--socket PATH] [--listen IP:PORT] [--advertise HOST:PORT]
-                                [--site LABEL] [--seed HOST:PORT]... [--mdns on|off] [--tick-ms N] [--verbose]
+                                [--site LABEL] [--seed HOST:PORT]... [--mdns on|off] [--tick-ms N] [--expose-address IP] [--verbose]
         """;
 
     public static int Execute(ReadOnlySpan<string> args)
@@ -80,6 +80,7 @@ internal static partial class DaemonCommand
                 case "--seed": seeds.Add(DaemonConfig.ValidateHostPort("--seed", Value())); break;
                 case "--mdns": overrides.Add(("mdns", Value())); break;
                 case "--tick-ms": overrides.Add(("tick_ms", Value())); break;
+                case "--expose-address": overrides.Add(("expose_address", Value())); break;
                 case "--verbose": verbose = true; break;
                 default: throw new ConfigException($"unknown option '{flag}'\n{Usage}");
             }

@@ -9,7 +9,8 @@ namespace P2PReplay.Cli;
 internal static class VmCommands
 {
     public const string Usage = """
-        usage: p2preplay vm create NAME [--replicas N] [--memory MIB] [--env K=V]... [--socket PATH] -- PROGRAM [ARGS...]
+        usage: p2preplay vm create NAME [--replicas N] [--memory MIB] [--env K=V]... [--expose GUESTPORT[:HOSTPORT]]...
+                                 [--socket PATH] -- PROGRAM [ARGS...]
                p2preplay vm list [--json] [--socket PATH]
                p2preplay vm show NAME [--json] [--socket PATH]
                p2preplay vm logs NAME [--socket PATH]
@@ -26,6 +27,7 @@ internal static class VmCommands
         int replicas = 2;
         long? memory = null;
         var environment = new List<string>();
+        var expose = new List<string>();
         var positional = new List<string>();
         string[] program = [];
         for (int i = 1; i < args.Length; i++)
@@ -39,6 +41,7 @@ internal static class VmCommands
                 case "--replicas": replicas = int.TryParse(Value(), NumberStyles.None, CultureInfo.InvariantCulture, out int r) ? r : throw new UsageException("--replicas needs a number"); break;
                 case "--memory": memory = long.TryParse(Value(), NumberStyles.None, CultureInfo.InvariantCulture, out long m) ? m : throw new UsageException("--memory needs a size in MiB"); break;
                 case "--env": environment.Add(Value()); break;
+                case "--expose": expose.Add(Value()); break;
                 case "--to": Value(); break;
                 case var other when other.StartsWith('-'): throw new UsageException($"unknown option '{other}'\n{Usage}");
                 default: positional.Add(args[i]); break;
@@ -51,7 +54,7 @@ internal static class VmCommands
             {
                 case ("create", 1):
                     if (program.Length == 0) throw new UsageException($"vm create needs `-- PROGRAM [ARGS...]`\n{Usage}");
-                    var create = new VmCreateBody(positional[0], replicas, Path.GetFullPath(program[0]), program[1..], environment, memory);
+                    var create = new VmCreateBody(positional[0], replicas, Path.GetFullPath(program[0]), program[1..], environment, memory) { Expose = expose.Count > 0 ? expose : null };
                     var created = client.PostAsync("/v1/vms", create, ControlJsonContext.Default.VmCreateBody, ControlJsonContext.Default.VmBody).GetAwaiter().GetResult();
                     Console.Out.Write(json ? JsonSerializer.Serialize(created, ControlJsonContext.Default.VmBody) + "\n"
                         : $"created {created.Name}: primary {created.Primary}, replicas {string.Join(", ", created.Replicas)}, epoch {created.Epoch}\n");

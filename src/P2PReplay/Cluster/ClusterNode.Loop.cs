@@ -64,10 +64,16 @@ internal sealed partial class ClusterNode
         secret = clusterSecret;
         network = peers;
         outbox = new PeerOutbox(peers);
+        var netLink = new VmNetLink(peers, advertisedAddress, identity.NodeId);
         vms = new VmManager(identity.NodeId, peers, loggers.CreateLogger("p2preplay.vm"), () => NowMs, processStartUnixMs)
         {
+            NetLink = netLink,
             FailpointCorruptReplicaRandom = (Environment.GetEnvironmentVariable("P2PREPLAY_FAILPOINTS") ?? "").Split(',').Contains("replica-corrupt-random"),
         };
+        frontEnd = new FrontEnd(netLink, config.ExposeAddress ?? config.Listen.Address, loggers.CreateLogger("p2preplay.frontend"), () => NowMs,
+            () => Random.Shared.NextInt64(1, long.MaxValue));
+        netLink.LocalPrimary = vms.OnFrontEndMessage;
+        netLink.LocalFrontEnd = frontEnd.OnMessage;
         gossip = members;
         raftStorage = storage;
         raft = consensus;
@@ -143,7 +149,7 @@ internal sealed partial class ClusterNode
             nextMembershipMs = now + MembershipCheckMs;
             AdjustMembership(now);
             // Also outside of applied entries: a copy may have waited for a peer's address (after a restart).
-            vms?.Reconcile(state.Placements, id => RaftIdOf(id) is ulong raftId ? AddressOf(raftId) : null);
+            ReconcileCopies();
         }
         if (now >= nextCapacityMs)
         {
@@ -270,6 +276,9 @@ internal sealed partial class ClusterNode
                 break;
             case ChannelKind.Control:
                 OnControlMessage(message);
+                break;
+            case ChannelKind.VmNet:
+                OnNetMessage(message);
                 break;
             default:
                 ClusterLog.DroppedMessage(logger, message.Kind.ToString(), message.RemoteNodeId, "no handler for this channel");

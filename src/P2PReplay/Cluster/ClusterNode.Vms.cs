@@ -8,7 +8,7 @@ using P2PReplay.Transport;
 namespace P2PReplay.Cluster;
 
 /// <summary>A request to create or stop a VM, sent to the Raft leader (which alone places VMs).</summary>
-internal sealed record VmRequest(string Op, string Name, int Replicas = 0, VmSpec? Spec = null, ulong Epoch = 0, long ReceivedBytes = 0, string? Node = null);
+internal sealed record VmRequest(string Op, string Name, int Replicas = 0, VmSpec? Spec = null, ulong Epoch = 0, long ReceivedBytes = 0, string? Node = null, long ReplayedExits = 0);
 
 /// <summary>The leader's refusal of a VM request (success shows as the placement being applied).</summary>
 internal sealed record VmRequestFailed(string Name, string Error);
@@ -27,7 +27,7 @@ internal sealed partial class ClusterNode
     private VmManager? vms;
 
     /// <summary>Failover reports gathered by the leader: per VM, the epoch whose primary fell silent and what each replica holds.</summary>
-    private readonly Dictionary<string, (ulong Epoch, Dictionary<string, long> Received, long FirstMs)> failoverReports = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, (ulong Epoch, Dictionary<string, (long Bytes, long Replayed)> Received, long FirstMs)> failoverReports = new(StringComparer.Ordinal);
     /// <summary>Without every replica's report the leader waits at least this long for the others.</summary>
     private const long FailoverGatherMs = 100;
     /// <summary>...and at the latest after this long (a replica may be gone too).</summary>
@@ -136,10 +136,10 @@ internal sealed partial class ClusterNode
         if (state.Find(report.Name) is not { } placement || placement.Epoch != report.Epoch || !placement.Replicas.Contains(replica)) return;
         if (!failoverReports.TryGetValue(report.Name, out var reports) || reports.Epoch != report.Epoch)
         {
-            reports = (report.Epoch, new Dictionary<string, long>(StringComparer.Ordinal), NowMs);
+            reports = (report.Epoch, new Dictionary<string, (long, long)>(StringComparer.Ordinal), NowMs);
             failoverReports[report.Name] = reports;
         }
-        reports.Received[replica] = report.ReceivedBytes;
+        reports.Received[replica] = (report.ReceivedBytes, report.ReplayedExits);
     }
 
     /// <summary>
@@ -153,7 +153,7 @@ internal sealed partial class ClusterNode
             HandleVmRequest(new VmRequest("replica-diverged", vm, Epoch: epoch, Node: node), identity.NodeId);
         TickRepairs();
         foreach (var lost in vms.LostPrimaries())
-            HandleVmRequest(new VmRequest("primary-lost", lost.Vm, Epoch: lost.Epoch, ReceivedBytes: lost.ReceivedBytes), identity.NodeId);
+            HandleVmRequest(new VmRequest("primary-lost", lost.Vm, Epoch: lost.Epoch, ReceivedBytes: lost.ReceivedBytes, ReplayedExits: lost.ReplayedExits), identity.NodeId);
         if (raft.State != RaftState.Leader) return;
         long now = NowMs;
         foreach (var (name, reports) in failoverReports.ToList())
@@ -170,10 +170,11 @@ internal sealed partial class ClusterNode
             // others a moment, and while gossip still sees the primary alive, up to a second.
             if (!everyone && (waited < FailoverGatherMs || (primaryAlive && waited < FailoverMaxWaitMs))) continue;
             failoverReports.Remove(name);
-            string chosen = reports.Received.OrderByDescending(r => r.Value).ThenBy(r => r.Key, StringComparer.Ordinal).First().Key;
+            // The most log wins (nothing released is lost); among equals, the one furthest in its replay goes live soonest.
+            string chosen = reports.Received.OrderByDescending(r => r.Value.Bytes).ThenByDescending(r => r.Value.Replayed).ThenBy(r => r.Key, StringComparer.Ordinal).First().Key;
             var next = placement with { Epoch = placement.Epoch + 1, Primary = chosen, Replicas = placement.Replicas.Where(r => r != chosen).ToList() };
             if (raft.Propose(ClusterState.Encode(new PutPlacement(next))).Accepted)
-                ClusterLog.Failover(logger, name, placement.Primary, chosen, next.Epoch, reports.Received[chosen]);
+                ClusterLog.Failover(logger, name, placement.Primary, chosen, next.Epoch, reports.Received[chosen].Bytes);
         }
     }
 
@@ -293,6 +294,35 @@ internal sealed partial class ClusterNode
                 done.TrySetResult(placement);
             }
         }
-        vms?.Reconcile(state.Placements, id => RaftIdOf(id) is ulong raftId ? AddressOf(raftId) : null);
+        ReconcileCopies();
+    }
+
+    /// <summary>Local VM copies and the front ends follow the placement table (loop).</summary>
+    private void ReconcileCopies()
+    {
+        string? Address(string id) => RaftIdOf(id) is ulong raftId ? AddressOf(raftId) : null;
+        vms?.Reconcile(state.Placements, Address);
+        frontEnd?.Reconcile(state.Placements, Address);
+    }
+
+    private FrontEnd? frontEnd;
+
+    /// <summary>A VmNet frame (network thread): front end → primary, or primary → front end.</summary>
+    private void OnNetMessage(PeerMessage message)
+    {
+        NetMessage decoded;
+        try
+        {
+            decoded = NetMessage.Decode(message.Payload);
+        }
+        catch (NetWireFormatException e)
+        {
+            ClusterLog.DroppedMessage(logger, "vmnet", message.RemoteNodeId, e.Message);
+            return;
+        }
+        if (decoded.Type is NetMessageType.Open or NetMessageType.Input or NetMessageType.InputEnd or NetMessageType.OutputAck)
+            vms?.OnFrontEndMessage(message.RemoteAddress, decoded);
+        else
+            frontEnd?.OnMessage(message.RemoteNodeId, decoded);
     }
 }

@@ -7,7 +7,14 @@ namespace P2PReplay.Cluster;
 internal sealed record Placement(string Vm, ulong Epoch, string Primary, IReadOnlyList<string> Replicas, string ImageHash, VmSpec? Spec = null, int WantedReplicas = 0, long CreatedUnixMs = 0);
 
 /// <summary>What a VM runs: the program (by path, checked against its SHA-256 on every node), argv, env, memory.</summary>
-internal sealed record VmSpec(string ProgramPath, IReadOnlyList<string> Arguments, IReadOnlyList<string> Environment, long MemoryBytes, string ProgramSha256);
+internal sealed record VmSpec(string ProgramPath, IReadOnlyList<string> Arguments, IReadOnlyList<string> Environment, long MemoryBytes, string ProgramSha256)
+{
+    /// <summary>Guest ports every daemon's front end serves, on the given host port.</summary>
+    public IReadOnlyList<ExposedPort>? Expose { get; init; }
+}
+
+/// <summary>A guest's listening port served by every daemon on a host port (--expose GUESTPORT[:HOSTPORT]).</summary>
+internal sealed record ExposedPort(int GuestPort, int HostPort);
 
 /// <summary>A change to the replicated cluster state, carried in a Raft log entry.</summary>
 [JsonPolymorphic(TypeDiscriminatorPropertyName = "op")]

@@ -98,7 +98,26 @@ internal static class ControlApi
         }
         var arguments = new List<string> { body.Program };
         arguments.AddRange(body.Arguments ?? []);
-        return new VmSpec(body.Program, arguments, body.Environment ?? [], memory, Replay.ImageHash.Of(program));
+        return new VmSpec(body.Program, arguments, body.Environment ?? [], memory, Replay.ImageHash.Of(program)) { Expose = ParseExpose(body.Expose) };
+    }
+
+    /// <summary>GUESTPORT[:HOSTPORT] list: ports 1-65535, each guest and each host port once.</summary>
+    internal static IReadOnlyList<ExposedPort>? ParseExpose(IReadOnlyList<string>? mappings)
+    {
+        if (mappings is null || mappings.Count == 0) return null;
+        var ports = new List<ExposedPort>();
+        foreach (string mapping in mappings)
+        {
+            string[] parts = mapping.Split(':');
+            static int? Port(string text) => int.TryParse(text, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out int p) && p is >= 1 and <= 65535 ? p : null;
+            int? guest = parts.Length is 1 or 2 ? Port(parts[0]) : null;
+            int? host = parts.Length == 2 ? Port(parts[1]) : guest;
+            if (guest is null || host is null) throw new ClusterException($"--expose takes GUESTPORT[:HOSTPORT] with ports 1-65535, not '{mapping}'", 400);
+            if (ports.Any(p => p.GuestPort == guest || p.HostPort == host)) throw new ClusterException($"--expose {mapping}: that port is exposed twice", 400);
+            ports.Add(new ExposedPort(guest.Value, host.Value));
+        }
+        if (ports.Count > 16) throw new ClusterException("at most 16 exposed ports", 400);
+        return ports;
     }
 
     private static VmBody ToBody(Cluster.Vms.VmView view) => new(

@@ -41,7 +41,11 @@ internal sealed record InitBody(bool IncludeSeeds = true);
 internal sealed record TokenBody(string Token);
 
 /// <summary>POST /v1/vms: the VM to create. The program must be a static x86-64 ELF at the same path on every node.</summary>
-internal sealed record VmCreateBody(string Name, int Replicas, string Program, IReadOnlyList<string>? Arguments = null, IReadOnlyList<string>? Environment = null, long? MemoryMib = null);
+internal sealed record VmCreateBody(string Name, int Replicas, string Program, IReadOnlyList<string>? Arguments = null, IReadOnlyList<string>? Environment = null, long? MemoryMib = null)
+{
+    /// <summary>"GUESTPORT" or "GUESTPORT:HOSTPORT" (the host port defaults to the guest port).</summary>
+    public IReadOnlyList<string>? Expose { get; init; }
+}
 
 /// <summary>One replica's position.</summary>
 internal sealed record ReplicaBody(string NodeId, string State, long ReplayedExits, long ReceivedBytes, long LagExits, long? LagMs, bool Live);

@@ -27,8 +27,10 @@ internal sealed record DaemonConfig
     public bool Mdns { get; init; } = true;
     /// <summary>Raft and gossip clock: one tick every this many milliseconds.</summary>
     public int TickMilliseconds { get; init; } = 25;
+    /// <summary>Where the front ends serve exposed guest ports; null: the listen address's IP.</summary>
+    public IPAddress? ExposeAddress { get; init; }
 
-    public static readonly string[] Keys = ["data_dir", "control_socket", "control_socket_mode", "listen", "advertise", "site", "seeds", "mdns", "tick_ms"];
+    public static readonly string[] Keys = ["data_dir", "control_socket", "control_socket_mode", "listen", "advertise", "site", "seeds", "mdns", "tick_ms", "expose_address"];
 
     /// <summary>Parses a config file's text; unknown keys and bad values are errors naming their line.</summary>
     public static DaemonConfig Parse(string text, string fileName, DaemonConfig? defaults = null)
@@ -70,6 +72,7 @@ internal sealed record DaemonConfig
         "seeds" => this with { Seeds = value.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(s => ValidateHostPort(key, s)).ToArray() },
         "mdns" => this with { Mdns = ParseBool(key, value) },
         "tick_ms" => this with { TickMilliseconds = ParseInt(key, value, 1, 10_000) },
+        "expose_address" => this with { ExposeAddress = IPAddress.TryParse(value, out var ip) ? ip : throw new ConfigException($"expose_address must be an IP address, got '{value}'") },
         _ => throw new ConfigException($"unknown setting '{key}' (known: {string.Join(", ", Keys)})"),
     };
 

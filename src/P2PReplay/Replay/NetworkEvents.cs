@@ -108,7 +108,9 @@ public sealed class ReplayingNetwork(Replayer replayer, IHostNetwork? observer =
     public IReadOnlyList<NetEvent> Poll(long timeoutNs)
     {
         var input = replayer.NextInput(InputKind.Network);
-        return NetworkEvents.Decode(input.Data);
+        var events = NetworkEvents.Decode(input.Data);
+        (observer as IReplayedNetworkObserver)?.Replayed(events);
+        return events;
     }
 
     public void Send(long connection, ReadOnlySpan<byte> data)
@@ -128,4 +130,10 @@ public sealed class ReplayingNetwork(Replayer replayer, IHostNetwork? observer =
         replayer.Output.AddNetwork(OutputDigest.NetClose, connection, []);
         observer?.Close(connection);
     }
+}
+
+/// <summary>An observer of a replay that also wants the replayed batches (what the guest got from the network).</summary>
+public interface IReplayedNetworkObserver
+{
+    void Replayed(IReadOnlyList<NetEvent> events);
 }

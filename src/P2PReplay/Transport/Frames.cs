@@ -7,6 +7,8 @@ internal enum ChannelKind : byte
     Raft = 2,
     VmLog = 3,
     Control = 4,
+    /// <summary>Client connections of exposed guest ports, between front ends and a VM's primary.</summary>
+    VmNet = 5,
 }
 
 /// <summary>Frame flag bits (plaintext byte 1). Unknown bits are refused so they can gain meaning later.</summary>

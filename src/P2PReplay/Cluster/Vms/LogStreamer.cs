@@ -42,6 +42,9 @@ internal sealed class LogStreamer : IDisposable
 
     public LogBuffer Log => log;
 
+    /// <summary>Called after each acknowledgement (output may have become releasable).</summary>
+    public Action? Acked { get; set; }
+
     public void Start()
     {
         lock (gate)
@@ -118,6 +121,8 @@ internal sealed class LogStreamer : IDisposable
                     lastProgressMs = nowMs();
                 }
                 if ((long)progress.ReceivedBytes >= sent) lastProgressMs = nowMs();
+                // The replica holds more than was sent to it (it got it from an earlier primary): skip ahead.
+                if (positioned && (long)progress.ReceivedBytes > sent) sent = Math.Min((long)progress.ReceivedBytes, shippable);
                 byte[] data = positioned && sent < shippable ? log.Read(sent, (int)Math.Min(ChunkBytes, shippable - sent)) : [];
                 if (data.Length > 0 && await network.SendAsync(address, ChannelKind.VmLog, VmMessage.LogData(vm, epoch, (ulong)sent, data).Encode(), compress: false, cancel).ConfigureAwait(false))
                     sent += data.Length;
@@ -141,13 +146,16 @@ internal sealed class LogStreamer : IDisposable
     /// <summary>A replica's acknowledgement (network thread); true when it newly reports a divergence.</summary>
     public bool OnAck(string nodeId, VmMessage ack)
     {
+        bool diverged;
         lock (gate)
         {
             if (!replicas.TryGetValue(nodeId, out var known)) return false;
             var state = (ReplicaState)ack.State;
             replicas[nodeId] = known with { ReceivedBytes = ack.Offset, ReplayedExit = ack.Exit, State = state, LastAckMs = nowMs(), Heard = true };
-            return state == ReplicaState.Diverged && known.State != ReplicaState.Diverged;
+            diverged = state == ReplicaState.Diverged && known.State != ReplicaState.Diverged;
         }
+        Acked?.Invoke();
+        return diverged;
     }
 
     public IReadOnlyList<ReplicaProgress> Replicas

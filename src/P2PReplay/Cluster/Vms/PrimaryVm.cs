@@ -20,19 +20,23 @@ internal sealed class PrimaryVm : IDisposable
     private readonly LogStreamer streamer;
     private readonly Thread thread;
     private readonly MachineHandle vm = new();
+    private readonly VmConnections connections;
 
     public string State { get; private set; } = "starting";
     public string? Error { get; private set; }
     public long Exits => vm.Exits;
     public long LogBytes => log.Length;
     public LogStreamer Streamer => streamer;
+    public VmConnections Connections => connections;
 
-    public PrimaryVm(Placement placement, VmSpec spec, IReadOnlyList<(string NodeId, string Address)> replicaAddresses, PeerNetwork network, ILogger logger, Func<long> nowMs)
+    public PrimaryVm(Placement placement, VmSpec spec, IReadOnlyList<(string NodeId, string Address)> replicaAddresses, PeerNetwork network, ILogger logger, Func<long> nowMs, VmNetLink? netLink = null)
     {
         this.placement = placement;
         this.spec = spec;
         this.logger = logger;
         streamer = new LogStreamer(placement.Vm, placement.Epoch, log, replicaAddresses, network, nowMs, () => Exits);
+        connections = new VmConnections(placement.Vm, netLink ?? new VmNetLink(network, network.AdvertisedAddress, ""), () => vm.Exits, nowMs);
+        streamer.Acked = connections.Wake;
         thread = new Thread(Run) { IsBackground = true, Name = $"vm {placement.Vm}" };
     }
 
@@ -52,13 +56,14 @@ internal sealed class PrimaryVm : IDisposable
             var (cpuid, hostCpu) = MicroVm.ProbeHost();
             var config = new VmConfiguration(program, spec.ProgramPath, spec.Arguments, spec.Environment, null, (ulong)spec.MemoryBytes) { Cpuid = cpuid };
             using var recorder = new Recorder(new LogBufferStream(log), RecordingSession.BuildHeader(config, cpuid, hostCpu, 4096, rateLimited: true));
-            var host = new RecordingHost(new VmHost(output, () => vm.Exits), recorder);
+            var host = new RecordingHost(new VmHost(output, () => vm.Exits, connections), recorder);
             using var machine = MicroVm.Create(config, host, null);
             vm.Set(machine);
             try
             {
                 RecordingSession.Attach(machine, recorder);
                 machine.Runner.Observer = LiveExitHook(recorder, log, streamer);
+                connections.GoLive(placement.Epoch, streamer.ReleasedExit, FlushBeforeWait(recorder, log, streamer, () => machine.Runner.Exits));
                 State = "running";
                 var status = machine.Run();
                 State = status is null ? "stopped" : $"exited {status.ShellStatus}";
@@ -100,6 +105,17 @@ internal sealed class PrimaryVm : IDisposable
         });
     }
 
+    /// <summary>Before the guest waits for the network (vCPU thread): ship the log so far, which covers every exit
+    /// before the current one, so output written there can be released while the guest waits.</summary>
+    public static Action FlushBeforeWait(Recorder recorder, LogBuffer log, LogStreamer streamer, Func<long> currentExit) => () =>
+    {
+        long covered = currentExit() - 1;
+        if (covered < 0) return;
+        recorder.Flush();
+        log.Mark(covered);
+        streamer.Marked(covered);
+    };
+
     public void OnAck(string nodeId, VmMessage ack)
     {
         if (streamer.OnAck(nodeId, ack)) VmLog.ReplicaReportsDivergence(logger, placement.Vm, nodeId);
@@ -109,6 +125,7 @@ internal sealed class PrimaryVm : IDisposable
 
     public void Dispose()
     {
+        connections.Dispose();
         streamer.Dispose();
         vm.Pause();
         if (!thread.Join(TimeSpan.FromSeconds(5))) VmLog.SlowStop(logger, placement.Vm, "primary");

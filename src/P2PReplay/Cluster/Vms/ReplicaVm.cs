@@ -26,6 +26,9 @@ internal sealed class ReplicaVm : IDisposable
     private readonly Thread thread;
     private Task? acks;
     private readonly MachineHandle vm = new();
+    private readonly VmConnections connections;
+    /// <summary>Released when log data arrives: the acknowledgement goes out at once (output commit waits for it).</summary>
+    private readonly SemaphoreSlim ackNow = new(0);
 
     private volatile Placement placement;
     private volatile string primaryAddress;
@@ -44,6 +47,7 @@ internal sealed class ReplicaVm : IDisposable
     public VmOutput Output => output;
     public string? ExitStatus { get; private set; }
     public Placement Placement => placement;
+    public VmConnections Connections => connections;
 
     /// <summary>Promoted and now running live as the primary.</summary>
     public LogStreamer? Streamer => streamer;
@@ -54,7 +58,7 @@ internal sealed class ReplicaVm : IDisposable
     /// wrong random bytes, as a faulty machine would, so its replay must diverge and be caught.</summary>
     public bool CorruptRandomInput { get; init; }
 
-    public ReplicaVm(Placement placement, string primaryAddress, PeerNetwork network, ILogger logger, Func<long> nowMs)
+    public ReplicaVm(Placement placement, string primaryAddress, PeerNetwork network, ILogger logger, Func<long> nowMs, VmNetLink? netLink = null)
     {
         this.placement = placement;
         this.primaryAddress = primaryAddress;
@@ -63,6 +67,7 @@ internal sealed class ReplicaVm : IDisposable
         this.nowMs = nowMs;
         LastHeardMs = nowMs();
         stream = new LiveLogStream(received);
+        connections = new VmConnections(placement.Vm, netLink ?? new VmNetLink(network, network.AdvertisedAddress, ""), () => vm.Exits, nowMs);
         thread = new Thread(Run) { IsBackground = true, Name = $"replica {placement.Vm}" };
     }
 
@@ -81,6 +86,7 @@ internal sealed class ReplicaVm : IDisposable
             case VmMessageType.LogData:
                 // A gap or repeat is ignored: the ack tells the primary where to resume.
                 stream.Offer(message.Offset, message.Data.Span);
+                if (ackNow.CurrentCount == 0) ackNow.Release();
                 break;
             case VmMessageType.Heartbeat:
                 PrimaryExits = message.Exit;
@@ -103,6 +109,11 @@ internal sealed class ReplicaVm : IDisposable
         if (promotion is not null || State is ReplicaState.Diverged or ReplicaState.Failed) return;
         promotion = new Promotion(next, replicas);
         placement = next;
+        // Heartbeats start now, so the other replicas follow this copy while it replays what it holds (its log
+        // is shipped once it runs live): a long catch-up is not mistaken for another lost primary.
+        var started = new LogStreamer(next.Vm, next.Epoch, received, replicas, network, nowMs, () => ReplayedExits) { Acked = connections.Wake };
+        started.Start();
+        streamer = started;
         // No more log will come from the old primary: the replay drains what it holds, then the VM goes live.
         stream.Close(abandon: false);
     }
@@ -123,8 +134,8 @@ internal sealed class ReplicaVm : IDisposable
         {
             using var replayer = new Replayer(stream);
             var config = RecordingSession.RecreateConfiguration(replayer.Header, null, null);
-            var vmHost = new VmHost(output, () => vm.Exits);
-            IHostEnvironment replaying = new ReplayingHost(replayer, vmHost);
+            var vmHost = new VmHost(output, () => vm.Exits, connections);
+            IHostEnvironment replaying = new ReplayingHost(replayer, vmHost) { NetworkObserver = connections };
             if (CorruptRandomInput) replaying = new CorruptRandomHost(replaying);
             var host = new PromotableHost(replaying, () => GoLive(replayer, vmHost, ref recorder));
             using var machine = MicroVm.Create(config, host, null);
@@ -198,9 +209,9 @@ internal sealed class ReplicaVm : IDisposable
         recorder.CurrentExit = () => machine.Runner.Exits;
         // The received log covers every exit before this one.
         received.Mark(Math.Max(0, exit - 1));
-        var started = new LogStreamer(next.Placement.Vm, next.Placement.Epoch, received, next.Replicas, network, nowMs, () => ReplayedExits);
-        started.Start();
-        streamer = started;
+        var started = streamer ?? throw new InvalidOperationException("promoted without a streamer");
+        var liveRecorder = recorder;
+        connections.GoLive(next.Placement.Epoch, started.ReleasedExit, PrimaryVm.FlushBeforeWait(liveRecorder, received, started, () => machine.Runner.Exits));
         VmLog.WentLive(logger, next.Placement.Vm, next.Placement.Epoch, exit, received.Length);
         return new RecordingHost(vmHost, recorder);
     }
@@ -214,7 +225,7 @@ internal sealed class ReplicaVm : IDisposable
                 var current = placement;
                 await network.SendAsync(primaryAddress, ChannelKind.VmLog,
                     VmMessage.Ack(current.Vm, current.Epoch, (ulong)stream.Received, ReplayedExits, State).Encode(), compress: false, stopping.Token).ConfigureAwait(false);
-                await Task.Delay(AckInterval, stopping.Token).ConfigureAwait(false);
+                await ackNow.WaitAsync(AckInterval, stopping.Token).ConfigureAwait(false);
             }
             catch (Exception e) when (e is OperationCanceledException or ObjectDisposedException)
             {
@@ -233,6 +244,7 @@ internal sealed class ReplicaVm : IDisposable
     public void Dispose()
     {
         stopping.Cancel();
+        connections.Dispose();
         streamer?.Dispose();
         stream.Close(abandon: true);
         vm.Pause();
@@ -318,8 +330,42 @@ internal sealed class PromotableHost(IHostEnvironment replaying, PromotableHost.
         else replaying.WriteOutput(fd, data);
     }
 
-    /// <summary>The network of whichever host is current (replayed events, then the live network).</summary>
-    public Linux.Net.IHostNetwork Network => (live ?? replaying).Network;
+    /// <summary>The network of whichever host is current (replayed events, then the live network); the log may end
+    /// inside a network wait (the primary ships its log before it waits), and the wait goes on live.</summary>
+    public Linux.Net.IHostNetwork Network => network ??= new SwitchingNetwork(this);
+
+    private Linux.Net.IHostNetwork? network;
+
+    private IHostEnvironment Replaying => replaying;
+
+    private sealed class SwitchingNetwork(PromotableHost host) : Linux.Net.IHostNetwork
+    {
+        private Linux.Net.IHostNetwork Current => (host.live ?? host.Replaying).Network;
+
+        public void Listen(int port) => Current.Listen(port);
+
+        public void Unlisten(int port) => Current.Unlisten(port);
+
+        public IReadOnlyList<Linux.Net.NetEvent> Poll(long timeoutNs)
+        {
+            if (host.live is { } live) return live.Network.Poll(timeoutNs);
+            try
+            {
+                return host.Replaying.Network.Poll(timeoutNs);
+            }
+            catch (ReplayTruncatedException)
+            {
+                host.SwitchToLive();
+                return host.live!.Network.Poll(timeoutNs);
+            }
+        }
+
+        public void Send(long connection, ReadOnlySpan<byte> data) => Current.Send(connection, data);
+
+        public void ShutdownSend(long connection) => Current.ShutdownSend(connection);
+
+        public void Close(long connection) => Current.Close(connection);
+    }
 }
 
 /// <summary>Fault injection: flips a bit of every random buffer the guest gets (see <see cref="ReplicaVm.CorruptRandomInput"/>).</summary>

@@ -37,4 +37,10 @@ internal static partial class VmLog
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "vm {Vm}: this node is its primary at epoch {Epoch} but lost its copy (the daemon restarted); a replica takes over")]
     public static partial void LostCopy(ILogger logger, string vm, ulong epoch);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "vm {Vm}: guest port {GuestPort} is served at {Address}")]
+    public static partial void Exposed(ILogger logger, string vm, int guestPort, string address);
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "vm {Vm}: cannot serve host port {HostPort}: {Reason}")]
+    public static partial void ExposeFailed(ILogger logger, string vm, int hostPort, string reason);
 }

@@ -14,7 +14,7 @@ internal sealed record VmView(
 internal sealed record ReplicaView(string NodeId, string State, long ReplayedExits, long ReceivedBytes, long LagExits, long LagMs, bool Live);
 
 /// <summary>A replica that has not heard from its primary for too long (the failover trigger).</summary>
-internal sealed record LostPrimary(string Vm, ulong Epoch, string Primary, long ReceivedBytes, long SilentMs);
+internal sealed record LostPrimary(string Vm, ulong Epoch, string Primary, long ReceivedBytes, long SilentMs, long ReplayedExits = 0);
 
 /// <summary>
 /// Runs this node's share of the placement table: a primary for each VM placed here as primary, a replica for each
@@ -29,6 +29,9 @@ internal sealed class VmManager(string selfId, Transport.PeerNetwork network, Mi
     /// <summary>Test fault injection, from P2PREPLAY_FAILPOINTS (comma-separated names): "replica-corrupt-random" makes
     /// the first replica of a new placement see wrong random bytes (a faulty machine), on the node that holds it.</summary>
     public bool FailpointCorruptReplicaRandom { get; init; }
+
+    /// <summary>How VM copies talk to front ends (this node's own front end directly).</summary>
+    public VmNetLink? NetLink { get; init; }
     /// <summary>Heartbeats come every 50 ms: five missed in a row mean the primary is gone.</summary>
     public const long PrimarySilenceMs = 250;
 
@@ -107,14 +110,14 @@ internal sealed class VmManager(string selfId, Transport.PeerNetwork network, Mi
                         continue;
                     }
                     var addresses = AddressesOf(placement.Replicas);
-                    var vm = new PrimaryVm(placement, placement.Spec, addresses, network, logger, nowMs);
+                    var vm = new PrimaryVm(placement, placement.Spec, addresses, network, logger, nowMs, NetLink);
                     primaries[placement.Vm] = (placement, vm);
                     VmLog.PrimaryStarting(logger, placement.Vm, placement.Epoch, addresses.Count);
                     vm.Start();
                 }
                 else if (placement.Replicas.Contains(selfId) && addressOf(placement.Primary) is { } primaryAddress)
                 {
-                    var vm = new ReplicaVm(placement, primaryAddress, network, logger, nowMs) { CorruptRandomInput = FailpointCorruptReplicaRandom && placement.Replicas[0] == selfId };
+                    var vm = new ReplicaVm(placement, primaryAddress, network, logger, nowMs, NetLink) { CorruptRandomInput = FailpointCorruptReplicaRandom && placement.Replicas[0] == selfId };
                     replicas[placement.Vm] = vm;
                     VmLog.ReplicaStarting(logger, placement.Vm, placement.Primary, placement.Epoch);
                     vm.Start();
@@ -142,7 +145,7 @@ internal sealed class VmManager(string selfId, Transport.PeerNetwork network, Mi
                 if (!first && now - last < ReportEveryMs) continue;
                 lastReportMs[name] = now;
                 if (first) VmLog.PrimarySilent(logger, name, placement.Primary, silent, placement.Epoch);
-                lost.Add(new LostPrimary(name, placement.Epoch, placement.Primary, replica.ReceivedBytes, silent));
+                lost.Add(new LostPrimary(name, placement.Epoch, placement.Primary, replica.ReceivedBytes, silent, replica.ReplayedExits));
             }
         }
         return lost;
@@ -195,6 +198,20 @@ internal sealed class VmManager(string selfId, Transport.PeerNetwork network, Mi
         }
     }
 
+    /// <summary>A front end's VmNet message for a VM this node is primary of (network thread); others are dropped.</summary>
+    public void OnFrontEndMessage(string frontEndAddress, NetMessage message)
+    {
+        VmConnections? target;
+        lock (gate)
+        {
+            // A replica takes Opens too: the front end may learn of a failover before this node does, and the
+            // replica keeps them until it goes live (at that epoch) rather than make the front end ask again later.
+            target = primaries.TryGetValue(message.Vm, out var primary) ? primary.Vm.Connections
+                : replicas.TryGetValue(message.Vm, out var replica) && (replica.Promoted || message.Type == NetMessageType.Open) ? replica.Connections : null;
+        }
+        target?.OnFrontEndMessage(frontEndAddress, message);
+    }
+
     public VmView View(Placement placement)
     {
         lock (gate)
@@ -208,7 +225,7 @@ internal sealed class VmManager(string selfId, Transport.PeerNetwork network, Mi
             if (replicas.TryGetValue(placement.Vm, out var replica) && replica.Placement.Epoch == placement.Epoch)
             {
                 string state = replica.State.ToString().ToLowerInvariant() + (replica.ExitStatus is { } exit ? $" ({exit})" : "");
-                if (replica.Streamer is { } streamer)
+                if (replica.Streamer is { } streamer && replica.WentLiveAtExit is not null)
                     return new VmView(placement, "primary", replica.State == ReplicaState.Replaying ? $"running, live since exit {replica.WentLiveAtExit}" : state, replica.Error, replica.ReplayedExits, streamer.Log.Length, ReplicaViews(streamer, replica.ReplayedExits, now));
                 if (replica.Promoted)
                     return new VmView(placement, "primary", "taking over: replaying what it received", replica.Error, replica.ReplayedExits, replica.ReceivedBytes, []);

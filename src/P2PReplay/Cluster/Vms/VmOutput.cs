@@ -53,7 +53,7 @@ internal sealed class VmOutput
 /// What a VM run by the daemon sees of its host: real clocks and randomness (the recorder logs them), no stdin, and
 /// stdout/stderr kept for `vm logs` instead of the daemon's own.
 /// </summary>
-internal sealed class VmHost(VmOutput output, Func<long> currentExit) : IHostEnvironment
+internal sealed class VmHost(VmOutput output, Func<long> currentExit, Linux.Net.IHostNetwork? network = null) : IHostEnvironment
 {
     private readonly RealHostEnvironment real = new();
 
@@ -63,4 +63,7 @@ internal sealed class VmHost(VmOutput output, Func<long> currentExit) : IHostEnv
     public void GetRandomBytes(Span<byte> buffer) => real.GetRandomBytes(buffer);
     public int ReadStdin(Span<byte> buffer) => 0;
     public void WriteOutput(int fd, ReadOnlySpan<byte> data) => output.Add(currentExit(), fd, data);
+
+    /// <summary>Client connections through the daemons' front ends (none: a VM that exposes nothing).</summary>
+    public Linux.Net.IHostNetwork Network { get; } = network ?? Linux.Net.NoHostNetwork.Sleeping;
 }
