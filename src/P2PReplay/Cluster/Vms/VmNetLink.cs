@@ -7,8 +7,16 @@ namespace P2PReplay.Cluster.Vms;
 /// (a client connected to the front end of the node that holds the primary), straight to the local handler — a node
 /// does not dial itself.
 /// </summary>
-internal sealed class VmNetLink(PeerNetwork network, string selfAddress, string selfId)
+internal sealed class VmNetLink(VmNetLink.RemoteSend remote, string selfAddress, string selfId)
 {
+    public delegate ValueTask RemoteSend(string address, NetMessage message, CancellationToken cancel);
+
+    /// <summary>Over the encrypted peer network (zstd for bulk data).</summary>
+    public VmNetLink(PeerNetwork network, string selfAddress, string selfId)
+        : this(async (address, message, cancel) => await network.SendAsync(address, ChannelKind.VmNet, message.Encode(), compress: message.Data.Length > 512, cancel).ConfigureAwait(false), selfAddress, selfId)
+    {
+    }
+
     /// <summary>Front end → primary messages addressed to this node.</summary>
     public Action<string, NetMessage>? LocalPrimary { get; set; }
 
@@ -25,6 +33,6 @@ internal sealed class VmNetLink(PeerNetwork network, string selfAddress, string 
             else LocalFrontEnd?.Invoke(selfId, message);
             return;
         }
-        await network.SendAsync(address, ChannelKind.VmNet, message.Encode(), compress: message.Data.Length > 512, cancel).ConfigureAwait(false);
+        await remote(address, message, cancel).ConfigureAwait(false);
     }
 }
