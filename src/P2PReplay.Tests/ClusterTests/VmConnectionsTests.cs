@@ -54,7 +54,9 @@ public sealed class VmConnectionsTests
                 }
                 Thread.Sleep(5);
             }
-            throw new Xunit.Sdk.XunitException($"no {what} was sent; sent: {string.Join(", ", Sent.Select(s => $"{s.Message.Type}@{s.Message.Offset}"))}");
+            string sent;
+            lock (Sent) sent = string.Join(", ", Sent.Select(s => $"{s.Message.Type}@{s.Message.Offset}"));
+            throw new Xunit.Sdk.XunitException($"no {what} was sent; sent: {sent}");
         }
 
         public string OutputSent(long connection)
