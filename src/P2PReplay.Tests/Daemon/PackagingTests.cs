@@ -56,7 +56,7 @@ public sealed class PackagingTests
             string root = Path.Combine(directory, "root");
             Assert.Equal(0, (await RunAsync("dpkg-deb", "-x", deb, root)).Code);
             await using var daemon = await DaemonProcess.StartAsync(binary: Path.Combine(root, "usr", "bin", "p2preplay"));
-            Assert.Contains("ready: node", daemon.Log, StringComparison.Ordinal);
+            Assert.Contains("ready: node", await daemon.WaitForLogAsync("ready: node", TimeSpan.FromSeconds(5)), StringComparison.Ordinal);
 
             // The unit file as installed passes systemd-analyze verify (pointed at the extracted binary).
             string unit = Path.Combine(directory, "p2preplay.service");

@@ -122,6 +122,18 @@ internal sealed class DaemonProcess : IAsyncDisposable
         throw new TimeoutException($"the daemon did not serve {Socket} within 20 s:\n{Log}");
     }
 
+    /// <summary>
+    /// Waits until the daemon's captured output contains <paramref name="text"/> and returns the log (which then
+    /// contains it, or not once the time is up). Serving the socket does not mean a line logged before it was read
+    /// yet: the console logger writes from a queue and the output is read asynchronously.
+    /// </summary>
+    public async Task<string> WaitForLogAsync(string text, TimeSpan timeout)
+    {
+        var deadline = DateTime.UtcNow + timeout;
+        while (!Log.Contains(text, StringComparison.Ordinal) && DateTime.UtcNow < deadline) await Task.Delay(20);
+        return Log;
+    }
+
     /// <summary>Polls until the condition holds on this daemon's status, or fails with its log.</summary>
     public async Task<StatusBody> WaitForAsync(Func<StatusBody, bool> condition, TimeSpan timeout, string what)
     {
