@@ -21,14 +21,14 @@ public sealed class VmConnectionsTests
         public int Flushes { get; private set; }
         public VmConnections Connections { get; }
 
-        public Harness(bool live = true, ulong epoch = 1)
+        public Harness(bool live = true, ulong epoch = 1, SwitchoverHold? hold = null)
         {
             var link = new VmNetLink(new VmNetLink.RemoteSend((address, message, _) =>
             {
                 lock (Sent) Sent.Add((address, message));
                 return ValueTask.CompletedTask;
             }), "10.0.0.1:7410", "self");
-            Connections = new VmConnections(Vm, link, () => Exit, () => Environment.TickCount64);
+            Connections = new VmConnections(Vm, link, () => Exit, () => Environment.TickCount64) { Hold = hold };
             if (live) Connections.GoLive(epoch, () => Released, () => Flushes++);
         }
 
@@ -263,5 +263,79 @@ public sealed class VmConnectionsTests
         Assert.Equal(1, window.Count);
         window.Reset(500);
         Assert.Equal((500L, 500L), (window.Start, window.End));
+    }
+
+    [Fact]
+    public async Task A_held_guest_wait_takes_no_input_and_does_not_time_out_until_released()
+    {
+        using var hold = new SwitchoverHold();
+        using var h = new Harness(hold: hold);
+        h.Connections.Listen(7000);
+        h.Open(5);
+        Assert.Contains(h.Connections.Poll(0), e => e.Kind == NetEventKind.Connected);
+
+        Assert.True(hold.TryBegin(out var quiet));
+        Assert.False(hold.TryBegin(out _));
+        h.Connections.Nudge();
+        int flushesBefore = h.Flushes;
+        // The guest waits with a 100 ms timeout while input arrives: held, it gets neither.
+        var polling = Task.Run(() => h.Connections.Poll(100_000_000));
+        h.FromFrontEnd(NetMessageType.Input, 5, 0, data: Encoding.ASCII.GetBytes("GET a\n"));
+        await quiet.WaitAsync(TimeSpan.FromSeconds(5));
+        Assert.True(h.Flushes > flushesBefore, "the log was not shipped before the guest was held");
+        await Task.Delay(400);
+        Assert.False(polling.IsCompleted, "a held wait returned");
+
+        hold.Release();
+        h.Connections.Nudge();
+        var events = await polling.WaitAsync(TimeSpan.FromSeconds(5));
+        Assert.Equal("GET a\n", Encoding.ASCII.GetString(Assert.Single(events, e => e.Kind == NetEventKind.Data).Data!));
+    }
+
+    [Fact]
+    public async Task A_paused_vcpu_parks_for_a_hold_flushed_and_runs_on_when_released()
+    {
+        using var hold = new SwitchoverHold();
+        // No hold asked for: a pause (a stop) is not ours.
+        Assert.False(hold.ParkAfterPause(() => throw new InvalidOperationException("no flush without a hold")));
+
+        Assert.True(hold.TryBegin(out var quiet));
+        int flushes = 0;
+        var parked = Task.Run(() => hold.ParkAfterPause(() => flushes++));
+        await quiet.WaitAsync(TimeSpan.FromSeconds(5));
+        Assert.Equal(1, flushes);
+        await Task.Delay(100);
+        Assert.False(parked.IsCompleted);
+        hold.Release();
+        Assert.True(await parked.WaitAsync(TimeSpan.FromSeconds(5)));
+
+        // Held again, then the copy is torn down: the vCPU thread leaves (false: do not run on).
+        Assert.True(hold.TryBegin(out quiet));
+        parked = Task.Run(() => hold.ParkAfterPause(() => flushes++));
+        await quiet.WaitAsync(TimeSpan.FromSeconds(5));
+        hold.Dispose();
+        Assert.False(await parked.WaitAsync(TimeSpan.FromSeconds(5)));
+        Assert.False(hold.TryBegin(out _));
+    }
+
+    [Fact]
+    public void A_sealed_log_ships_nothing_beyond_the_seal_until_unsealed()
+    {
+        var log = new LogBuffer();
+        log.Append(new byte[100]);
+        log.Mark(1);
+        log.Append(new byte[10]);
+        Assert.Equal(-1, log.Seal());
+        log.Mark(2);
+        Assert.Equal(110, log.Seal());
+        Assert.True(log.Sealed);
+        // A held copy torn down may still write; none of it is ever shipped.
+        log.Append(new byte[50]);
+        log.Mark(3);
+        log.Complete();
+        Assert.Equal(110, log.ShippableLength);
+        Assert.False(log.WaitBeyondAsync(110, TimeSpan.FromMilliseconds(50), CancellationToken.None).IsCompleted);
+        log.Unseal();
+        Assert.Equal(160, log.ShippableLength);
     }
 }

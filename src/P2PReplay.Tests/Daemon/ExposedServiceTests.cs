@@ -172,6 +172,61 @@ public sealed partial class ExposedServiceTests
         }
     }
 
+    /// <summary>
+    /// Planned switchovers (`vm failover NAME --to NODE`, asked of different daemons) under a pipelined client stream
+    /// through one front end: each hands the primary to the chosen replica at a higher epoch and the old primary
+    /// becomes a replica; every reply is right, none lost or repeated, each request handled once, all copies agree.
+    /// </summary>
+    [KvmFact]
+    public async Task Planned_switchovers_under_a_client_stream_lose_nothing()
+    {
+        var (daemons, ids, hostPort) = await StartServerAsync("kv", 2);
+        var client = new KvClient(daemons[0].Host, hostPort);
+        var pauses = new List<double>();
+        try
+        {
+            ulong epoch = 1;
+            var view = await WaitHealthyAsync(daemons, ids, "kv", 2, epoch, "start");
+            // Refused up front: a node that is not a replica, a VM that does not exist.
+            var (code, output) = await Cli.RunAsync(["vm", "failover", "kv", "--to", view.Primary, "--socket", daemons[1].Socket]);
+            Assert.True(code == 1 && output.Contains("is not a replica of kv", StringComparison.Ordinal), output);
+            for (int switchover = 1; switchover <= 6; switchover++)
+            {
+                view = await WaitHealthyAsync(daemons, ids, "kv", 2, epoch, $"before switchover {switchover}");
+                Assert.Equal(epoch, view.Epoch);
+                string target = view.Replicas[switchover % view.Replicas.Count];
+                var streaming = client.StreamAsync(32);
+                await Task.Delay(200);
+                Assert.False(streaming.IsCompleted, streaming.Exception?.ToString());
+                long before = client.Checked;
+                var askedAt = DateTime.UtcNow;
+                (code, output) = await Cli.RunAsync(["vm", "failover", "kv", "--to", target, "--socket", daemons[switchover % 3].Socket]);
+                Assert.True(code == 0, $"switchover {switchover}: {output}");
+                Assert.Contains($"primary {target}", output, StringComparison.Ordinal);
+                var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(30);
+                while (client.Checked < before + 300 && DateTime.UtcNow < deadline && !streaming.IsCompleted) await Task.Delay(10);
+                pauses.Add(client.LongestGapSince(askedAt).TotalMilliseconds);
+                await client.StopStreamingAsync(streaming);
+                Assert.True(client.Checked >= before + 300, $"switchover {switchover}: the stream did not resume ({client.Checked - before} replies after it)");
+                epoch++;
+                var moved = await WaitHealthyAsync(daemons, ids, "kv", 2, epoch, $"after switchover {switchover}");
+                Assert.Equal(target, moved.Primary);
+                Assert.Contains(view.Primary, moved.Replicas);
+            }
+            await client.ExchangeAsync("ECHO done", "done");
+            long requests = client.Checked + 1;
+            string logs = await AllCopiesAgreeAsync(daemons, ids, "kv");
+            Assert.Equal(requests, RequestLine().Matches(logs).Count);
+            Assert.Contains("planned switchover from", string.Join("", daemons.Select(d => d.Log)), StringComparison.Ordinal);
+            Console.WriteLine($"6 switchovers: {requests} requests, longest reply gap: median {pauses.Order().ElementAt(pauses.Count / 2):F0} ms, max {pauses.Max():F0} ms");
+        }
+        finally
+        {
+            client.Dispose();
+            foreach (var daemon in daemons) await daemon.DisposeAsync();
+        }
+    }
+
     /// <summary>Waits until every replica replayed all the primary did, then checks that every copy shows the same
     /// guest output (released on the primary, replayed on the replicas) and none diverged. Returns it.</summary>
     private static async Task<string> AllCopiesAgreeAsync(List<DaemonProcess> daemons, List<string> ids, string name)

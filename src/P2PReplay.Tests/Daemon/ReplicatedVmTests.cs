@@ -289,7 +289,7 @@ public sealed class ReplicatedVmTests
 
             (code, output) = await Cli.RunAsync(["vm", "failover", "nothing", "--socket", daemons[0].Socket]);
             Assert.Equal(1, code);
-            Assert.Contains("not implemented yet", output, StringComparison.Ordinal);
+            Assert.Contains("no VM named nothing", output, StringComparison.Ordinal);
         }
         finally
         {

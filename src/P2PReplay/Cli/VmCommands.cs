@@ -29,6 +29,7 @@ internal static class VmCommands
         var environment = new List<string>();
         var expose = new List<string>();
         var positional = new List<string>();
+        string? to = null;
         string[] program = [];
         for (int i = 1; i < args.Length; i++)
         {
@@ -42,7 +43,7 @@ internal static class VmCommands
                 case "--memory": memory = long.TryParse(Value(), NumberStyles.None, CultureInfo.InvariantCulture, out long m) ? m : throw new UsageException("--memory needs a size in MiB"); break;
                 case "--env": environment.Add(Value()); break;
                 case "--expose": expose.Add(Value()); break;
-                case "--to": Value(); break;
+                case "--to": to = Value(); break;
                 case var other when other.StartsWith('-'): throw new UsageException($"unknown option '{other}'\n{Usage}");
                 default: positional.Add(args[i]); break;
             }
@@ -78,7 +79,9 @@ internal static class VmCommands
                     Console.Out.WriteLine($"stopped {positional[0]}");
                     return 0;
                 case ("failover", 1):
-                    client.PostAsync($"/v1/vms/{Uri.EscapeDataString(positional[0])}/failover", ControlJsonContext.Default.ErrorBody).GetAwaiter().GetResult();
+                    var moved = client.PostAsync($"/v1/vms/{Uri.EscapeDataString(positional[0])}/failover", new VmFailoverBody(to), ControlJsonContext.Default.VmFailoverBody, ControlJsonContext.Default.VmBody).GetAwaiter().GetResult();
+                    Console.Out.Write(json ? JsonSerializer.Serialize(moved, ControlJsonContext.Default.VmBody) + "\n"
+                        : $"switched {moved.Name} over: primary {moved.Primary}, replicas {string.Join(", ", moved.Replicas)}, epoch {moved.Epoch}\n");
                     return 0;
                 default:
                     throw new UsageException(Usage);

@@ -32,6 +32,9 @@ internal static partial class ClusterLog
     [LoggerMessage(Level = LogLevel.Warning, Message = "dropped a {Kind} message from {Peer}: {Reason}")]
     public static partial void DroppedMessage(ILogger logger, string kind, string peer, string reason);
 
+    [LoggerMessage(Level = LogLevel.Information, Message = "vm {Vm}: planned switchover from {OldPrimary} to {NewPrimary} at epoch {Epoch} (log sealed at {Bytes} bytes)")]
+    public static partial void Switchover(ILogger logger, string vm, string oldPrimary, string newPrimary, ulong epoch, long bytes);
+
     [LoggerMessage(Level = LogLevel.Warning, Message = "vm {Vm}: failover from {OldPrimary} to {NewPrimary} at epoch {Epoch} (it holds {Bytes} log bytes)")]
     public static partial void Failover(ILogger logger, string vm, string oldPrimary, string newPrimary, ulong epoch, long bytes);
 

@@ -8,7 +8,10 @@ using P2PReplay.Transport;
 namespace P2PReplay.Cluster;
 
 /// <summary>A request to create or stop a VM, sent to the Raft leader (which alone places VMs).</summary>
-internal sealed record VmRequest(string Op, string Name, int Replicas = 0, VmSpec? Spec = null, ulong Epoch = 0, long ReceivedBytes = 0, string? Node = null, long ReplayedExits = 0);
+/// <remarks>Ops: create, stop (to the leader); failover (to the VM's primary: it holds the guest and seals the log);
+/// switchover-ready (primary to leader: move the primary); primary-lost, replica-diverged (reports to the leader).
+/// <see cref="From"/> is the node whose client waits (errors go back to it).</remarks>
+internal sealed record VmRequest(string Op, string Name, int Replicas = 0, VmSpec? Spec = null, ulong Epoch = 0, long ReceivedBytes = 0, string? Node = null, long ReplayedExits = 0, string? From = null);
 
 /// <summary>The leader's refusal of a VM request (success shows as the placement being applied).</summary>
 internal sealed record VmRequestFailed(string Name, string Error);
@@ -23,7 +26,10 @@ internal sealed partial class ControlEnvelopeJsonContext : JsonSerializerContext
 internal sealed partial class ClusterNode
 {
     private static readonly TimeSpan VmRequestTimeout = TimeSpan.FromSeconds(10);
-    private readonly Dictionary<string, (string Op, TaskCompletionSource<Placement?> Done)> pendingVmRequests = new(StringComparer.Ordinal);
+    /// <summary>Requests of this node's clients, by VM: done when the placement shows it (a failover: a newer epoch than <c>Epoch</c>).</summary>
+    private readonly Dictionary<string, (string Op, TaskCompletionSource<Placement?> Done, ulong Epoch)> pendingVmRequests = new(StringComparer.Ordinal);
+    /// <summary>A held copy whose switchover the cluster has not carried out after this long falls silent.</summary>
+    private static readonly TimeSpan SwitchoverCommitTimeout = TimeSpan.FromSeconds(5);
     private VmManager? vms;
 
     /// <summary>Failover reports gathered by the leader: per VM, the epoch whose primary fell silent and what each replica holds.</summary>
@@ -38,6 +44,11 @@ internal sealed partial class ClusterNode
             ?? throw new ClusterException($"{name} was removed again before this node saw it");
 
     public async Task StopVmAsync(string name, CancellationToken cancel) => await SubmitVmRequestAsync(new VmRequest("stop", name), cancel).ConfigureAwait(false);
+
+    /// <summary>Planned switchover: the primary moves to the target replica (or the best one) at a higher epoch.</summary>
+    public async Task<Placement> FailoverVmAsync(string name, string? target, CancellationToken cancel) =>
+        await SubmitVmRequestAsync(new VmRequest("failover", name, Node: target, From: identity.NodeId), cancel).ConfigureAwait(false)
+            ?? throw new ClusterException($"{name} was removed during the switchover");
 
     public IReadOnlyList<VmView> ListVms() => Read(() => state.Placements.Select(p => vms!.View(p)).ToList());
 
@@ -60,8 +71,16 @@ internal sealed partial class ClusterNode
             if (raft is null || gossip is null) throw new ClusterException("this node is not in a cluster yet");
             if (pendingVmRequests.ContainsKey(request.Name)) throw new ClusterException($"a request for {request.Name} is already in progress");
             if (request.Op == "create" && state.Find(request.Name) is not null) throw new ClusterException($"a VM named {request.Name} exists already");
-            if (request.Op == "stop" && state.Find(request.Name) is null) throw new ClusterException($"no VM named {request.Name}", 404);
-            pendingVmRequests[request.Name] = (request.Op, done);
+            if (request.Op is "stop" or "failover" && state.Find(request.Name) is null) throw new ClusterException($"no VM named {request.Name}", 404);
+            ulong epoch = state.Find(request.Name)?.Epoch ?? 0;
+            if (request.Op == "failover" && state.Find(request.Name) is { } placement)
+            {
+                if (request.Node is { } target && !placement.Replicas.Contains(target))
+                    throw new ClusterException($"{target} is not a replica of {request.Name} (its replicas: {(placement.Replicas.Count == 0 ? "none" : string.Join(", ", placement.Replicas))})", 400);
+                if (placement.Replicas.Count == 0) throw new ClusterException($"{request.Name} has no replica to hand over to", 409);
+                request = request with { Epoch = epoch };
+            }
+            pendingVmRequests[request.Name] = (request.Op, done, epoch);
             HandleVmRequest(request, identity.NodeId);
             return Task.FromResult(true);
         }).ConfigureAwait(false);
@@ -81,6 +100,11 @@ internal sealed partial class ClusterNode
     /// <summary>On the loop: the leader places or removes; any other node forwards to the leader.</summary>
     private void HandleVmRequest(VmRequest request, string fromNodeId)
     {
+        if (request.Op == "failover")
+        {
+            RouteSwitchover(request, fromNodeId);
+            return;
+        }
         if (raft!.State != RaftState.Leader)
         {
             string? leader = raft.LeaderId == 0 ? null : AddressOf(raft.LeaderId);
@@ -112,6 +136,18 @@ internal sealed partial class ClusterNode
             case "stop":
                 command = new RemovePlacement(request.Name);
                 break;
+            case "switchover-ready":
+                // Only the primary at that epoch can hand over, and only to one of its replicas; it then becomes a
+                // replica of the new primary (which holds its whole log, so nothing is lost or foreign anywhere).
+                if (state.Find(request.Name) is not { } current || current.Epoch != request.Epoch || current.Primary != fromNodeId || request.Node is not { } to || !current.Replicas.Contains(to))
+                {
+                    FailVmRequest(request.From ?? fromNodeId, request.Name, $"the placement of {request.Name} changed during the switchover");
+                    return;
+                }
+                var handedOver = current with { Epoch = current.Epoch + 1, Primary = to, Replicas = [.. current.Replicas.Where(r => r != to), current.Primary] };
+                command = new PutPlacement(handedOver);
+                ClusterLog.Switchover(logger, request.Name, current.Primary, to, handedOver.Epoch, request.ReceivedBytes);
+                break;
             case "primary-lost":
                 NoteLostPrimary(request, fromNodeId);
                 return;
@@ -128,6 +164,54 @@ internal sealed partial class ClusterNode
                 return;
         }
         if (!raft.Propose(ClusterState.Encode(command)).Accepted) FailVmRequest(fromNodeId, request.Name, "the leader could not propose it (leadership changing)");
+    }
+
+    /// <summary>
+    /// A switchover request (on the loop): the VM's primary holds its guest, seals the log and, once the target has
+    /// all of it, asks the leader to move the primary; any other node passes the request on to the primary.
+    /// </summary>
+    private void RouteSwitchover(VmRequest request, string fromNodeId)
+    {
+        string requester = request.From ?? fromNodeId;
+        if (state.Find(request.Name) is not { } placement)
+        {
+            FailVmRequest(requester, request.Name, $"no VM named {request.Name}");
+            return;
+        }
+        if (request.Epoch != 0 && request.Epoch != placement.Epoch)
+        {
+            FailVmRequest(requester, request.Name, $"{request.Name} moved to epoch {placement.Epoch} meanwhile");
+            return;
+        }
+        if (placement.Primary != identity.NodeId)
+        {
+            if (RaftIdOf(placement.Primary) is ulong id && AddressOf(id) is { } address)
+                outbox!.Send(address, ChannelKind.Control, JsonSerializer.SerializeToUtf8Bytes(new ControlEnvelope(Request: request with { From = requester }), ControlEnvelopeJsonContext.Default.ControlEnvelope));
+            else
+                FailVmRequest(requester, request.Name, $"the primary of {request.Name} ({placement.Primary}) cannot be reached");
+            return;
+        }
+        var manager = vms!;
+        ulong epoch = placement.Epoch;
+        _ = Task.Run(async () =>
+        {
+            try
+            {
+                var (target, sealedLength) = await manager.PrepareSwitchoverAsync(request.Name, epoch, request.Node, time, CancellationToken.None).ConfigureAwait(false);
+                Post(() => HandleVmRequest(new VmRequest("switchover-ready", request.Name, Epoch: epoch, ReceivedBytes: sealedLength, Node: target, From: requester), identity.NodeId));
+                // Sealed and held: if the cluster does not move the primary, this copy must not run on (the leader
+                // may still commit the move later); it falls silent and its replicas fail over as usual.
+                await Task.Delay(SwitchoverCommitTimeout, time).ConfigureAwait(false);
+                Post(() =>
+                {
+                    if (state.Find(request.Name)?.Epoch == epoch) manager.SilenceHeld(request.Name, epoch);
+                });
+            }
+            catch (ClusterException e)
+            {
+                Post(() => FailVmRequest(requester, request.Name, e.Message));
+            }
+        });
     }
 
     /// <summary>A replica says its primary fell silent (leader, on the loop).</summary>
@@ -285,10 +369,15 @@ internal sealed partial class ClusterNode
     /// <summary>After entries were applied: complete waiting requests and bring local VM copies in line.</summary>
     private void AfterApply()
     {
-        foreach (var (name, (op, done)) in pendingVmRequests.ToList())
+        foreach (var (name, (op, done, epoch)) in pendingVmRequests.ToList())
         {
             var placement = state.Find(name);
-            if (op == "create" && placement is not null || op == "stop" && placement is null)
+            if (op == "failover" && placement is null)
+            {
+                pendingVmRequests.Remove(name);
+                done.TrySetException(new ClusterException($"{name} was removed during the switchover"));
+            }
+            else if (op == "create" && placement is not null || op == "stop" && placement is null || op == "failover" && placement!.Epoch > epoch)
             {
                 pendingVmRequests.Remove(name);
                 done.TrySetResult(placement);

@@ -51,6 +51,10 @@ internal interface IClusterControl
     /// <summary>Asks the leader to remove a VM; completes when the removal is applied here.</summary>
     Task StopVmAsync(string name, CancellationToken cancel);
 
+    /// <summary>Planned switchover: moves the primary to a replica (the given one, or the one holding the most log);
+    /// completes when the new placement is applied here.</summary>
+    Task<Placement> FailoverVmAsync(string name, string? target, CancellationToken cancel);
+
     IReadOnlyList<Vms.VmView> ListVms();
 
     Vms.VmView? ShowVm(string name);

@@ -75,8 +75,14 @@ internal static class ControlApi
             await node.StopVmAsync(values["name"], cancel).ConfigureAwait(false);
             return ControlRouter.Json(200, new ErrorBody($"{values["name"]} stopped"), ControlJsonContext.Default.ErrorBody);
         }))
-        .Map("POST", "/v1/vms/{name}/failover", (_, values, _) =>
-            Task.FromResult(ControlRouter.Error(501, $"planned switchover of {values["name"]} is not implemented yet")));
+        .Map("POST", "/v1/vms/{name}/failover", (request, values, cancel) => Guard(async () =>
+        {
+            var body = request.Body.Length == 0 ? new VmFailoverBody() : ControlRouter.ReadBody(request, ControlJsonContext.Default.VmFailoverBody);
+            if (body.To is { } to && (to.Length is 0 or > 128)) return ControlRouter.Error(400, "to must name a node");
+            var placement = await node.FailoverVmAsync(values["name"], body.To, cancel).ConfigureAwait(false);
+            var view = node.ShowVm(placement.Vm);
+            return view is null ? ControlRouter.Error(409, $"{placement.Vm} was removed again") : ControlRouter.Json(200, ToBody(view), ControlJsonContext.Default.VmBody);
+        }));
 
     /// <summary>Checks a create request and pins the program by its SHA-256 (every node verifies it before running).</summary>
     private static VmSpec BuildSpec(VmCreateBody body)

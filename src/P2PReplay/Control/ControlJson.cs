@@ -47,6 +47,9 @@ internal sealed record VmCreateBody(string Name, int Replicas, string Program, I
     public IReadOnlyList<string>? Expose { get; init; }
 }
 
+/// <summary>POST /v1/vms/{name}/failover: the replica to hand over to (null: the one holding the most log).</summary>
+internal sealed record VmFailoverBody(string? To = null);
+
 /// <summary>One replica's position.</summary>
 internal sealed record ReplicaBody(string NodeId, string State, long ReplayedExits, long ReceivedBytes, long LagExits, long? LagMs, bool Live);
 
@@ -75,6 +78,7 @@ internal sealed record VmBody(
 [JsonSerializable(typeof(TokenBody))]
 [JsonSerializable(typeof(InitBody))]
 [JsonSerializable(typeof(VmCreateBody))]
+[JsonSerializable(typeof(VmFailoverBody))]
 [JsonSerializable(typeof(VmBody))]
 [JsonSerializable(typeof(List<VmBody>))]
 internal sealed partial class ControlJsonContext : JsonSerializerContext;

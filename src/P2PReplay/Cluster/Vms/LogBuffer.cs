@@ -14,6 +14,8 @@ internal sealed class LogBuffer
     private TaskCompletionSource grown = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
     public long Length { get; private set; }
+    /// <summary>A planned switchover sealed the log here: nothing beyond is ever shipped (-1: not sealed).</summary>
+    private long sealedAt = -1;
     public bool Completed { get; private set; }
 
     /// <summary>The log up to here is whole chunks ending after an exit (what may be sent: a replica that takes over
@@ -22,8 +24,51 @@ internal sealed class LogBuffer
     {
         get
         {
-            lock (gate) return Completed ? Length : marks.Count == 0 ? 0 : marks[^1].Length;
+            lock (gate) return ShippableUnderLock();
         }
+    }
+
+    private long ShippableUnderLock()
+    {
+        long shippable = Completed ? Length : marks.Count == 0 ? 0 : marks[^1].Length;
+        return sealedAt >= 0 ? Math.Min(shippable, sealedAt) : shippable;
+    }
+
+    /// <summary>
+    /// Seals the log where the writer stopped (a planned switchover: the vCPU is held and everything it did is
+    /// flushed and marked); returns that length, or -1 when part of it is not marked yet (not a clean point).
+    /// Whatever the writer appends later (a held copy being torn down) is never shipped.
+    /// </summary>
+    public bool Sealed
+    {
+        get
+        {
+            lock (gate) return sealedAt >= 0;
+        }
+    }
+
+    public long Seal()
+    {
+        lock (gate)
+        {
+            long shippable = Completed ? Length : marks.Count == 0 ? 0 : marks[^1].Length;
+            if (shippable != Length) return -1;
+            sealedAt = Length;
+            return sealedAt;
+        }
+    }
+
+    /// <summary>The switchover was called off before anyone acted on the seal: the log goes on.</summary>
+    public void Unseal()
+    {
+        TaskCompletionSource signal;
+        lock (gate)
+        {
+            sealedAt = -1;
+            signal = grown;
+            grown = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        }
+        signal.TrySetResult();
     }
 
     public void Append(ReadOnlySpan<byte> bytes)
@@ -121,8 +166,10 @@ internal sealed class LogBuffer
         Task signal;
         lock (gate)
         {
-            long shippable = Completed ? Length : marks.Count == 0 ? 0 : marks[^1].Length;
-            if (shippable > length || Completed) return Task.CompletedTask;
+            long shippable = ShippableUnderLock();
+            if (shippable > length || Completed && sealedAt < 0) return Task.CompletedTask;
+            // Complete but sealed short of it (a held copy being torn down): it never grows again.
+            if (Completed) return Task.Delay(timeout, cancel);
             signal = grown.Task;
         }
         return Task.WhenAny(signal, Task.Delay(timeout, cancel));

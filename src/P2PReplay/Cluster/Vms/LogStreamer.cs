@@ -42,6 +42,12 @@ internal sealed class LogStreamer : IDisposable
 
     public LogBuffer Log => log;
 
+    private volatile bool silenced;
+
+    /// <summary>Stops all sending (heartbeats too): a copy held for a switchover the cluster never carried out
+    /// falls silent, so its replicas fail over the usual way instead of waiting on it forever.</summary>
+    public void Silence() => silenced = true;
+
     /// <summary>Called after each acknowledgement (output may have become releasable).</summary>
     public Action? Acked { get; set; }
 
@@ -104,6 +110,11 @@ internal sealed class LogStreamer : IDisposable
             try
             {
                 await log.WaitBeyondAsync(sent, HeartbeatInterval, cancel).ConfigureAwait(false);
+                if (silenced)
+                {
+                    await Task.Delay(HeartbeatInterval, cancel).ConfigureAwait(false);
+                    continue;
+                }
                 ReplicaProgress? progress;
                 lock (gate) progress = replicas.GetValueOrDefault(replicaId);
                 if (progress is null) return;
@@ -131,7 +142,7 @@ internal sealed class LogStreamer : IDisposable
                     if (nowMs() - lastHeartbeat >= HeartbeatInterval.TotalMilliseconds)
                     {
                         lastHeartbeat = nowMs();
-                        await network.SendAsync(address, ChannelKind.VmLog, VmMessage.Heartbeat(vm, epoch, currentExit(), (ulong)shippable, log.Completed).Encode(), compress: false, cancel).ConfigureAwait(false);
+                        await network.SendAsync(address, ChannelKind.VmLog, VmMessage.Heartbeat(vm, epoch, currentExit(), (ulong)shippable, log.Completed && !log.Sealed).Encode(), compress: false, cancel).ConfigureAwait(false);
                     }
                     if (data.Length == 0) await Task.Delay(positioned ? 5 : 20, cancel).ConfigureAwait(false);
                 }

@@ -10,7 +10,7 @@ namespace P2PReplay.Cluster.Vms;
 /// This node's primary copy of a VM: runs it in a microVM on its own thread with a recorder whose log goes into
 /// a <see cref="LogBuffer"/>, streamed to every replica by a <see cref="LogStreamer"/>.
 /// </summary>
-internal sealed class PrimaryVm : IDisposable
+internal sealed class PrimaryVm : ILiveCopy, IDisposable
 {
     private readonly Placement placement;
     private readonly VmSpec spec;
@@ -21,6 +21,7 @@ internal sealed class PrimaryVm : IDisposable
     private readonly Thread thread;
     private readonly MachineHandle vm = new();
     private readonly VmConnections connections;
+    private readonly SwitchoverHold hold = new();
 
     public string State { get; private set; } = "starting";
     public string? Error { get; private set; }
@@ -28,6 +29,11 @@ internal sealed class PrimaryVm : IDisposable
     public long LogBytes => log.Length;
     public LogStreamer Streamer => streamer;
     public VmConnections Connections => connections;
+    public Placement Placement => placement;
+    public LogBuffer Log => log;
+    public LogStreamer? LiveStreamer => streamer;
+    public MachineHandle Machine => vm;
+    public SwitchoverHold Hold => hold;
 
     public PrimaryVm(Placement placement, VmSpec spec, IReadOnlyList<(string NodeId, string Address)> replicaAddresses, PeerNetwork network, ILogger logger, Func<long> nowMs, VmNetLink? netLink = null)
     {
@@ -35,7 +41,7 @@ internal sealed class PrimaryVm : IDisposable
         this.spec = spec;
         this.logger = logger;
         streamer = new LogStreamer(placement.Vm, placement.Epoch, log, replicaAddresses, network, nowMs, () => Exits);
-        connections = new VmConnections(placement.Vm, netLink ?? new VmNetLink(network, network.AdvertisedAddress, ""), () => vm.Exits, nowMs);
+        connections = new VmConnections(placement.Vm, netLink ?? new VmNetLink(network, network.AdvertisedAddress, ""), () => vm.Exits, nowMs) { Hold = hold };
         streamer.Acked = connections.Wake;
         thread = new Thread(Run) { IsBackground = true, Name = $"vm {placement.Vm}" };
     }
@@ -66,6 +72,8 @@ internal sealed class PrimaryVm : IDisposable
                 connections.GoLive(placement.Epoch, streamer.ReleasedExit, FlushBeforeWait(recorder, log, streamer, () => machine.Runner.Exits));
                 State = "running";
                 var status = machine.Run();
+                // Paused for a planned switchover: parked (log flushed) until it is called off or this copy goes.
+                while (status is null && hold.ParkAfterPause(() => FlushAll(recorder, log, streamer, machine.Runner.Exits))) status = machine.Run();
                 State = status is null ? "stopped" : $"exited {status.ShellStatus}";
             }
             finally
@@ -105,6 +113,14 @@ internal sealed class PrimaryVm : IDisposable
         });
     }
 
+    /// <summary>Between exits (vCPU thread): the log covers every exit so far, shipped.</summary>
+    public static void FlushAll(Recorder recorder, LogBuffer log, LogStreamer streamer, long exits)
+    {
+        recorder.Flush();
+        log.Mark(exits);
+        streamer.Marked(exits);
+    }
+
     /// <summary>Before the guest waits for the network (vCPU thread): ship the log so far, which covers every exit
     /// before the current one, so output written there can be released while the guest waits.</summary>
     public static Action FlushBeforeWait(Recorder recorder, LogBuffer log, LogStreamer streamer, Func<long> currentExit) => () =>
@@ -127,6 +143,7 @@ internal sealed class PrimaryVm : IDisposable
     {
         connections.Dispose();
         streamer.Dispose();
+        hold.Dispose();
         vm.Pause();
         if (!thread.Join(TimeSpan.FromSeconds(5))) VmLog.SlowStop(logger, placement.Vm, "primary");
     }

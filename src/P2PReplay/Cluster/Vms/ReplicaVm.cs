@@ -12,7 +12,7 @@ namespace P2PReplay.Cluster.Vms;
 /// microVM, checking every digest, acknowledging what it holds every 50 ms. Promoted (failover), it replays what it
 /// received, then the same VM goes on live: its recorder continues the same log, streamed to the other replicas.
 /// </summary>
-internal sealed class ReplicaVm : IDisposable
+internal sealed class ReplicaVm : ILiveCopy, IDisposable
 {
     private static readonly TimeSpan AckInterval = TimeSpan.FromMilliseconds(50);
 
@@ -27,6 +27,7 @@ internal sealed class ReplicaVm : IDisposable
     private Task? acks;
     private readonly MachineHandle vm = new();
     private readonly VmConnections connections;
+    private readonly SwitchoverHold hold = new();
     /// <summary>Released when log data arrives: the acknowledgement goes out at once (output commit waits for it).</summary>
     private readonly SemaphoreSlim ackNow = new(0);
 
@@ -48,6 +49,10 @@ internal sealed class ReplicaVm : IDisposable
     public string? ExitStatus { get; private set; }
     public Placement Placement => placement;
     public VmConnections Connections => connections;
+    public LogBuffer Log => received;
+    public LogStreamer? LiveStreamer => WentLiveAtExit is null ? null : streamer;
+    public MachineHandle Machine => vm;
+    public SwitchoverHold Hold => hold;
 
     /// <summary>Promoted and now running live as the primary.</summary>
     public LogStreamer? Streamer => streamer;
@@ -67,7 +72,7 @@ internal sealed class ReplicaVm : IDisposable
         this.nowMs = nowMs;
         LastHeardMs = nowMs();
         stream = new LiveLogStream(received);
-        connections = new VmConnections(placement.Vm, netLink ?? new VmNetLink(network, network.AdvertisedAddress, ""), () => vm.Exits, nowMs);
+        connections = new VmConnections(placement.Vm, netLink ?? new VmNetLink(network, network.AdvertisedAddress, ""), () => vm.Exits, nowMs) { Hold = hold };
         thread = new Thread(Run) { IsBackground = true, Name = $"replica {placement.Vm}" };
     }
 
@@ -166,6 +171,8 @@ internal sealed class ReplicaVm : IDisposable
             });
             State = ReplicaState.Replaying;
             var status = machine.Run();
+            // Live and paused for a planned switchover: parked (log flushed) until it is called off or this copy goes.
+            while (status is null && host.Live && hold.ParkAfterPause(() => PrimaryVm.FlushAll(recorder!, received, streamer!, machine.Runner.Exits))) status = machine.Run();
             State = ReplicaState.Finished;
             ExitStatus = status is null ? "stopped" : $"exited {status.ShellStatus}, {replayer.DigestsChecked} digests verified{(host.Live ? $", live since exit {WentLiveAtExit}" : "")}";
             }
@@ -246,6 +253,7 @@ internal sealed class ReplicaVm : IDisposable
         stopping.Cancel();
         connections.Dispose();
         streamer?.Dispose();
+        hold.Dispose();
         stream.Close(abandon: true);
         vm.Pause();
         if (!thread.Join(TimeSpan.FromSeconds(5))) VmLog.SlowStop(logger, placement.Vm, "replica");

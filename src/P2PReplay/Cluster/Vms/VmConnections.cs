@@ -84,6 +84,15 @@ internal sealed class VmConnections : IHostNetwork, IReplayedNetworkObserver, ID
         pump = Task.Run(PumpAsync);
     }
 
+    /// <summary>Holds the guest's network waits for a planned switchover (set once, by the copy that owns both).</summary>
+    public SwitchoverHold? Hold { get; init; }
+
+    /// <summary>A hold began or ended: a waiting guest looks again now.</summary>
+    public void Nudge()
+    {
+        lock (gate) Monitor.PulseAll(gate);
+    }
+
     /// <summary>Something may be releasable (a replica acknowledged) or sendable: run the pump now.</summary>
     public void Wake()
     {
@@ -114,8 +123,17 @@ internal sealed class VmConnections : IHostNetwork, IReplayedNetworkObserver, ID
         {
             lock (gate)
             {
-                var events = TakeEvents();
+                bool held = Hold?.Held == true;
+                var events = held ? [] : TakeEvents();
                 if (events.Count > 0 || timeoutNs == 0 || !live || stopping.IsCancellationRequested) return events;
+                if (flushed && held)
+                {
+                    // A planned switchover holds the guest here: no input, and no timeout either (returning would
+                    // record more log than the replicas are being given).
+                    Hold!.Quiet();
+                    Monitor.Wait(gate, TimeSpan.FromMilliseconds(50));
+                    continue;
+                }
                 if (flushed)
                 {
                     long wait = timeoutNs < 0 ? 50 : Math.Min(50, deadline - nowMs());

@@ -43,4 +43,10 @@ internal static partial class VmLog
 
     [LoggerMessage(Level = LogLevel.Error, Message = "vm {Vm}: cannot serve host port {HostPort}: {Reason}")]
     public static partial void ExposeFailed(ILogger logger, string vm, int hostPort, string reason);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "vm {Vm}: held at epoch {Epoch} for a switchover to {Target}; its log is sealed at {Bytes} bytes, all received there ({Milliseconds} ms)")]
+    public static partial void SwitchoverReady(ILogger logger, string vm, ulong epoch, string target, long bytes, long milliseconds);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "vm {Vm}: the switchover at epoch {Epoch} was not carried out in time; this held copy falls silent so its replicas fail over")]
+    public static partial void SwitchoverAbandoned(ILogger logger, string vm, ulong epoch);
 }

@@ -212,6 +212,49 @@ internal sealed class VmManager(string selfId, Transport.PeerNetwork network, Mi
         target?.OnFrontEndMessage(frontEndAddress, message);
     }
 
+    /// <summary>
+    /// Planned switchover, on the primary's node: holds the live copy at a clean point, seals its log and waits until
+    /// the target replica (the given one, or the live replica holding the most log) has all of it. Returns the target
+    /// and the sealed length; the copy stays held (the leader now moves the primary; see <see cref="SilenceHeld"/>).
+    /// </summary>
+    public async Task<(string Target, long SealedLength)> PrepareSwitchoverAsync(string name, ulong epoch, string? target, TimeProvider time, CancellationToken cancel)
+    {
+        ILiveCopy? copy;
+        lock (gate)
+        {
+            copy = primaries.TryGetValue(name, out var primary) && primary.Placement.Epoch == epoch ? primary.Vm
+                : replicas.TryGetValue(name, out var replica) && replica.Placement.Epoch == epoch && replica.LiveStreamer is not null ? replica : null;
+        }
+        if (copy?.LiveStreamer is not { } streamer) throw new ClusterException($"{name} is not running live on {selfId} at epoch {epoch} (still taking over?)");
+        long now = nowMs();
+        var live = streamer.Replicas.Where(r => now - r.LastAckMs <= LogStreamer.LiveAckMs && r.Heard && r.State is not (ReplicaState.Diverged or ReplicaState.Failed)).ToList();
+        string chosen = target ?? live.OrderByDescending(r => r.ReceivedBytes).ThenBy(r => r.NodeId, StringComparer.Ordinal).FirstOrDefault()?.NodeId
+            ?? throw new ClusterException($"{name} has no live replica to hand over to");
+        if (!live.Any(r => r.NodeId == chosen)) throw new ClusterException($"{chosen} is not a live replica of {name} right now");
+        long started = nowMs();
+        long sealedLength = await Switchover.HoldAsync(copy, TimeSpan.FromSeconds(2), cancel).ConfigureAwait(false);
+        if (!await Switchover.WaitForTargetAsync(streamer, chosen, sealedLength, TimeSpan.FromSeconds(3), time, cancel).ConfigureAwait(false))
+        {
+            Switchover.Release(copy);
+            throw new ClusterException($"{chosen} did not receive {name}'s log in time; the switchover was called off and {selfId} stays primary");
+        }
+        VmLog.SwitchoverReady(logger, name, epoch, chosen, sealedLength, nowMs() - started);
+        return (chosen, sealedLength);
+    }
+
+    /// <summary>A copy held for a switchover the cluster did not carry out in time falls silent (its replicas fail over).</summary>
+    public void SilenceHeld(string name, ulong epoch)
+    {
+        lock (gate)
+        {
+            ILiveCopy? copy = primaries.TryGetValue(name, out var primary) && primary.Placement.Epoch == epoch ? primary.Vm
+                : replicas.TryGetValue(name, out var replica) && replica.Placement.Epoch == epoch ? replica : null;
+            if (copy is null || !copy.Hold.Held) return;
+            copy.LiveStreamer?.Silence();
+            VmLog.SwitchoverAbandoned(logger, name, epoch);
+        }
+    }
+
     public VmView View(Placement placement)
     {
         lock (gate)
