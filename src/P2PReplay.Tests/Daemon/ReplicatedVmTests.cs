@@ -144,6 +144,63 @@ public sealed class ReplicatedVmTests
     }
 
     /// <summary>
+    /// A planned switchover (no --to: the primary picks the replica holding the most log) of a guest that computes
+    /// and sleeps, not a server: held between exits, it moves to a replica at epoch 2, the old primary becomes a
+    /// replica replaying from the start, and all three copies end with every tick exactly once.
+    /// </summary>
+    [KvmFact]
+    public async Task A_planned_switchover_mid_run_moves_the_primary_and_every_copy_agrees()
+    {
+        var daemons = await ClusterProcessTests.FormClusterAsync(3);
+        try
+        {
+            var ids = new List<string>();
+            foreach (var daemon in daemons) ids.Add((await daemon.StatusAsync()).NodeId);
+            var (code, output) = await Cli.RunAsync(["vm", "create", "tick", "--replicas", "2", "--socket", daemons[0].Socket, "--", Repo.Guest("musl", "ticker"), "100", "20"]);
+            Assert.True(code == 0, output);
+            var first = await ShowAsync(daemons[0], "tick");
+            var primary = daemons[ids.IndexOf(first.Primary)];
+            var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(20);
+            while ((await ShowAsync(primary, "tick")).ReplicaStatus is var r && (r.Count < 2 || r.Any(x => x.ReplayedExits < 100)) && DateTime.UtcNow < deadline) await Task.Delay(20);
+
+            (code, output) = await Cli.RunAsync(["vm", "failover", "tick", "--socket", daemons[ids.IndexOf(first.Replicas[0])].Socket]);
+            Assert.True(code == 0, output);
+            Assert.Contains("switched tick over", output, StringComparison.Ordinal);
+            var moved = await ShowAsync(daemons[0], "tick");
+            Assert.Equal(2UL, moved.Epoch);
+            Assert.Contains(moved.Primary, first.Replicas);
+            Assert.Contains(first.Primary, moved.Replicas);
+
+            var views = new List<VmBody>();
+            deadline = DateTime.UtcNow + TimeSpan.FromSeconds(30);
+            while (DateTime.UtcNow < deadline)
+            {
+                views.Clear();
+                foreach (var daemon in daemons) views.Add(await ShowAsync(daemon, "tick"));
+                if (views.All(v => v.State.StartsWith("finished (exited 0", StringComparison.Ordinal))) break;
+                await Task.Delay(100);
+            }
+            Assert.All(views, v => Assert.StartsWith("finished (exited 0", v.State, StringComparison.Ordinal));
+            Assert.Contains(views, v => v.Role == "primary" && v.State.Contains("live since exit", StringComparison.Ordinal));
+            var outputs = new List<string>();
+            for (int attempt = 0; attempt < 40 && (outputs.Count == 0 || outputs.Distinct().Count() > 1); attempt++)
+            {
+                if (attempt > 0) await Task.Delay(50);
+                outputs.Clear();
+                foreach (var daemon in daemons) outputs.Add(await LogsAsync(daemon, "tick"));
+            }
+            Assert.All(outputs, o => Assert.Equal(outputs[0], o));
+            var lines = outputs[0].Split('\n', StringSplitOptions.RemoveEmptyEntries);
+            Assert.Equal(Enumerable.Range(1, 100).Select(i => $"tick {i} "), lines.Where(l => l.StartsWith("tick ", StringComparison.Ordinal)).Select(l => l[..(l.IndexOf(' ', 5) + 1)]));
+            Assert.Contains("planned switchover from", string.Join("", daemons.Select(d => d.Log)), StringComparison.Ordinal);
+        }
+        finally
+        {
+            foreach (var daemon in daemons) await daemon.DisposeAsync();
+        }
+    }
+
+    /// <summary>
     /// Twenty times: kill -9 the primary's daemon, restart it (it comes back with no copy and must not run one),
     /// and wait until failover and repair restored a primary with two caught-up replicas. The guest's output at the
     /// end holds every line exactly once and every copy agrees.
