@@ -88,4 +88,43 @@ public sealed class VmStreamTests
         Assert.Equal("abc"u8.ToArray(), output.UpTo(long.MaxValue));
         Assert.Empty(output.UpTo(4));
     }
+
+    [Fact]
+    public async Task Output_waits_for_in_sync_replicas_however_silent_but_not_for_one_catching_up()
+    {
+        await using var network = new P2PReplay.Transport.PeerNetwork(P2PReplay.Tests.Transport.TestNodes.Context(1), (_, _) => ValueTask.CompletedTask);
+        var log = new LogBuffer();
+        log.Append(new byte[100]);
+        log.Mark(5);
+        long now = 0;
+        using var streamer = new LogStreamer("vm", 1, log, [("b", "127.0.0.1:1")], network, () => now, () => 5);
+        VmMessage Ack(ulong bytes) => VmMessage.Ack("vm", 1, bytes, 0, ReplicaState.Replaying);
+        Assert.Equal(-1, streamer.ReleasedExit());
+        streamer.OnAck("b", Ack(100));
+        Assert.Equal(5, streamer.ReleasedExit());
+
+        // b falls silent for a minute: it still holds output back (a cut-off primary must not go on alone) and is
+        // reported, so the cluster can drop it.
+        log.Append(new byte[50]);
+        log.Mark(9);
+        now += 60_000;
+        Assert.Equal(5, streamer.ReleasedExit());
+        Assert.Equal(["b"], streamer.SilentReplicas(1000));
+
+        // Dropped; c joins (repair) and holds nothing back until it has all the log there is.
+        streamer.SetReplicas([("c", "127.0.0.1:1")]);
+        Assert.Equal(long.MaxValue, streamer.ReleasedExit());
+        streamer.OnAck("c", Ack(100));
+        Assert.Equal(long.MaxValue, streamer.ReleasedExit());
+        streamer.OnAck("c", Ack(150));
+        Assert.Equal(9, streamer.ReleasedExit());
+        log.Append(new byte[10]);
+        log.Mark(12);
+        Assert.Equal(9, streamer.ReleasedExit());
+        Assert.Empty(streamer.SilentReplicas(1000));
+
+        // c comes back with less than it had (its daemon restarted): it catches up again before it counts.
+        streamer.OnAck("c", Ack(0));
+        Assert.Equal(long.MaxValue, streamer.ReleasedExit());
+    }
 }

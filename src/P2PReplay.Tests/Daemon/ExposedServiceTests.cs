@@ -286,6 +286,13 @@ public sealed partial class ExposedServiceTests
             Assert.Equal(reply, await ReadLineAsync(CancellationToken.None));
         }
 
+        /// <summary>Sends one request outside the stream's numbering; the task completes with its reply.</summary>
+        public async Task<string> SendAndReadAsync(string request)
+        {
+            await stream.WriteAsync(Encoding.ASCII.GetBytes(request + "\n"));
+            return await ReadLineAsync(CancellationToken.None, TimeSpan.FromSeconds(60));
+        }
+
         public async Task StreamAsync(int window)
         {
             stop = new CancellationTokenSource();
@@ -320,7 +327,7 @@ public sealed partial class ExposedServiceTests
             lock (gate) arrivals.Add(DateTime.UtcNow);
         }
 
-        private async Task<string> ReadLineAsync(CancellationToken cancel)
+        private async Task<string> ReadLineAsync(CancellationToken cancel, TimeSpan? limit = null)
         {
             while (true)
             {
@@ -333,7 +340,7 @@ public sealed partial class ExposedServiceTests
                 }
                 byte[] buffer = new byte[65536];
                 using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancel);
-                timeout.CancelAfter(TimeSpan.FromSeconds(30));
+                timeout.CancelAfter(limit ?? TimeSpan.FromSeconds(30));
                 int read = await stream.ReadAsync(buffer, timeout.Token);
                 if (read == 0) throw new IOException($"the front end closed the connection after {Checked} replies");
                 pending = [.. pending, .. buffer.AsSpan(0, read)];

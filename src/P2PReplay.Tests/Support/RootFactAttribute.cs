@@ -33,3 +33,9 @@ public sealed class RootFactAttribute : FactAttribute
 {
     public RootFactAttribute() => Skip = RootAvailability.SkipReason;
 }
+
+/// <summary>A fact that needs both root (network namespaces) and /dev/kvm.</summary>
+public sealed class KvmRootFactAttribute : FactAttribute
+{
+    public KvmRootFactAttribute() => Skip = KvmAvailability.SkipReason ?? RootAvailability.SkipReason;
+}

@@ -32,6 +32,9 @@ internal static partial class ClusterLog
     [LoggerMessage(Level = LogLevel.Warning, Message = "dropped a {Kind} message from {Peer}: {Reason}")]
     public static partial void DroppedMessage(ILogger logger, string kind, string peer, string reason);
 
+    [LoggerMessage(Level = LogLevel.Warning, Message = "vm {Vm}: its primary lost the replica {Node} at epoch {Epoch}; dropping it from the placement (repair places another)")]
+    public static partial void ReplicaDropped(ILogger logger, string vm, string node, ulong epoch);
+
     [LoggerMessage(Level = LogLevel.Information, Message = "vm {Vm}: planned switchover from {OldPrimary} to {NewPrimary} at epoch {Epoch} (log sealed at {Bytes} bytes)")]
     public static partial void Switchover(ILogger logger, string vm, string oldPrimary, string newPrimary, ulong epoch, long bytes);
 

@@ -151,6 +151,14 @@ internal sealed partial class ClusterNode
             case "primary-lost":
                 NoteLostPrimary(request, fromNodeId);
                 return;
+            case "replica-lost":
+                // Only the VM's primary at that epoch can say so (it holds output back for that replica). Dropping the
+                // replica needs a quorum: a primary cut off from the cluster cannot get it and stays held.
+                if (state.Find(request.Name) is not { } holding || holding.Epoch != request.Epoch || holding.Primary != fromNodeId || request.Node is not { } lost || !holding.Replicas.Contains(lost))
+                    return;
+                command = new SetReplicas(request.Name, request.Epoch, [.. holding.Replicas.Where(r => r != lost)]);
+                ClusterLog.ReplicaDropped(logger, request.Name, lost, request.Epoch);
+                break;
             case "replica-diverged":
                 // Only the VM's primary at that epoch can say so (it got the replica's acknowledgement).
                 if (state.Find(request.Name) is { } diverging && diverging.Epoch == request.Epoch && diverging.Primary == fromNodeId && request.Node is { } node)
@@ -235,6 +243,8 @@ internal sealed partial class ClusterNode
         if (vms is null || raft is null || gossip is null) return;
         foreach (var (vm, epoch, node) in vms.DivergedReplicas())
             HandleVmRequest(new VmRequest("replica-diverged", vm, Epoch: epoch, Node: node), identity.NodeId);
+        foreach (var (vm, epoch, node) in vms.SilentReplicas())
+            HandleVmRequest(new VmRequest("replica-lost", vm, Epoch: epoch, Node: node), identity.NodeId);
         TickRepairs();
         foreach (var lost in vms.LostPrimaries())
             HandleVmRequest(new VmRequest("primary-lost", lost.Vm, Epoch: lost.Epoch, ReceivedBytes: lost.ReceivedBytes, ReplayedExits: lost.ReplayedExits), identity.NodeId);

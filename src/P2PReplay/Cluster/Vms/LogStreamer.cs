@@ -2,8 +2,9 @@ using P2PReplay.Transport;
 
 namespace P2PReplay.Cluster.Vms;
 
-/// <summary>What a replica last reported to its primary.</summary>
-internal sealed record ReplicaProgress(string NodeId, string Address, ulong ReceivedBytes, long ReplayedExit, ReplicaState State, long LastAckMs, bool Heard);
+/// <summary>What a replica last reported to its primary. <see cref="InSync"/>: it holds output back (see
+/// <see cref="LogStreamer.ReleasedExit"/>).</summary>
+internal sealed record ReplicaProgress(string NodeId, string Address, ulong ReceivedBytes, long ReplayedExit, ReplicaState State, long LastAckMs, bool Heard, bool InSync);
 
 /// <summary>
 /// The primary's side of the log stream: one sender per replica shipping the log's whole chunks from where that
@@ -13,7 +14,8 @@ internal sealed class LogStreamer : IDisposable
 {
     private static readonly TimeSpan HeartbeatInterval = TimeSpan.FromMilliseconds(50);
     private const int ChunkBytes = 256 * 1024;
-    /// <summary>A replica silent for this long no longer holds output back (it is not live).</summary>
+    /// <summary>A replica silent for this long is shown as not live (it still holds output back until the cluster
+    /// drops it: see <see cref="ReleasedExit"/>).</summary>
     public const long LiveAckMs = 2000;
 
     private readonly string vm;
@@ -37,7 +39,8 @@ internal sealed class LogStreamer : IDisposable
         this.network = network;
         this.nowMs = nowMs;
         this.currentExit = currentExit;
-        foreach (var (id, address) in replicaAddresses) replicas[id] = new ReplicaProgress(id, address, 0, 0, ReplicaState.Waiting, nowMs(), Heard: false);
+        // The placement's replicas when this copy became primary were in step with the log: they hold output back at once.
+        foreach (var (id, address) in replicaAddresses) replicas[id] = new ReplicaProgress(id, address, 0, 0, ReplicaState.Waiting, nowMs(), Heard: false, InSync: true);
     }
 
     public LogBuffer Log => log;
@@ -79,7 +82,8 @@ internal sealed class LogStreamer : IDisposable
             foreach (var (id, address) in wanted)
             {
                 if (replicas.ContainsKey(id)) continue;
-                replicas[id] = new ReplicaProgress(id, address, 0, 0, ReplicaState.Waiting, nowMs(), Heard: false);
+                // A new replica (repair) catches up first; it holds output back once it has all the log there is.
+                replicas[id] = new ReplicaProgress(id, address, 0, 0, ReplicaState.Waiting, nowMs(), Heard: false, InSync: false);
                 StartSender(id, address);
             }
         }
@@ -162,11 +166,21 @@ internal sealed class LogStreamer : IDisposable
         {
             if (!replicas.TryGetValue(nodeId, out var known)) return false;
             var state = (ReplicaState)ack.State;
-            replicas[nodeId] = known with { ReceivedBytes = ack.Offset, ReplayedExit = ack.Exit, State = state, LastAckMs = nowMs(), Heard = true };
+            // Less than it had: it lost its copy (its daemon restarted) and catches up again before it counts.
+            bool inSync = known.Heard && ack.Offset < known.ReceivedBytes ? false : known.InSync || (long)ack.Offset >= log.ShippableLength;
+            replicas[nodeId] = known with { ReceivedBytes = ack.Offset, ReplayedExit = ack.Exit, State = state, LastAckMs = nowMs(), Heard = true, InSync = inSync };
             diverged = state == ReplicaState.Diverged && known.State != ReplicaState.Diverged;
         }
         Acked?.Invoke();
         return diverged;
+    }
+
+    /// <summary>In-sync replicas silent for at least this long (they hold output back): the primary asks the
+    /// leader to drop them from the placement.</summary>
+    public IReadOnlyList<string> SilentReplicas(long silentMs)
+    {
+        long now = nowMs();
+        lock (gate) return [.. replicas.Values.Where(r => r.InSync && now - r.LastAckMs >= silentMs).Select(r => r.NodeId)];
     }
 
     public IReadOnlyList<ReplicaProgress> Replicas
@@ -201,16 +215,20 @@ internal sealed class LogStreamer : IDisposable
         }
     }
 
-    /// <summary>Output commit: the highest exit whose log every live replica has received (all, without replicas).</summary>
+    /// <summary>
+    /// Output commit: the highest exit whose log every in-sync replica of the placement has received (all, without
+    /// replicas). A silent replica keeps holding output back until the cluster drops it from the placement (see
+    /// <see cref="SilentReplicas"/>): a primary cut off from its replicas must not go on alone, since the other side
+    /// may already have a new primary.
+    /// </summary>
     public long ReleasedExit()
     {
         long exit = long.MaxValue;
-        long now = nowMs();
         lock (gate)
         {
             foreach (var replica in replicas.Values)
             {
-                if (now - replica.LastAckMs > LiveAckMs || replica.State is ReplicaState.Diverged or ReplicaState.Failed) continue;
+                if (!replica.InSync || replica.State is ReplicaState.Diverged or ReplicaState.Failed) continue;
                 exit = Math.Min(exit, log.ExitCoveredBy((long)replica.ReceivedBytes));
             }
         }

@@ -49,4 +49,7 @@ internal static partial class VmLog
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "vm {Vm}: the switchover at epoch {Epoch} was not carried out in time; this held copy falls silent so its replicas fail over")]
     public static partial void SwitchoverAbandoned(ILogger logger, string vm, ulong epoch);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "vm {Vm}: no acknowledgement from the replica {Node} for {Milliseconds} ms (epoch {Epoch}); its output is held until the cluster drops it")]
+    public static partial void ReplicaSilent(ILogger logger, string vm, string node, long milliseconds, ulong epoch);
 }

@@ -151,6 +151,34 @@ internal sealed class VmManager(string selfId, Transport.PeerNetwork network, Mi
         return lost;
     }
 
+    /// <summary>An in-sync replica silent this long (acks come every 50 ms) is reported to the leader to be dropped.</summary>
+    public const long ReplicaSilenceMs = 1000;
+
+    /// <summary>In-sync replicas of this node's live copies that fell silent, each reported every 500 ms while it
+    /// lasts (cluster loop thread). The leader drops them from the placement, which releases the held output.</summary>
+    public IReadOnlyList<(string Vm, ulong Epoch, string Node)> SilentReplicas()
+    {
+        long now = nowMs();
+        var found = new List<(string, ulong, string)>();
+        lock (gate)
+        {
+            var streamers = primaries.Values.Select(p => (p.Placement, (LogStreamer?)p.Vm.Streamer))
+                .Concat(replicas.Values.Where(r => r.LiveStreamer is not null).Select(r => (r.Placement, r.LiveStreamer)));
+            foreach (var (placement, streamer) in streamers)
+            {
+                foreach (string node in streamer!.SilentReplicas(ReplicaSilenceMs))
+                {
+                    string key = $"replica-silent {placement.Vm}@{placement.Epoch}@{node}";
+                    if (lastReportMs.TryGetValue(key, out long last) && now - last < 500) continue;
+                    if (!lastReportMs.ContainsKey(key)) VmLog.ReplicaSilent(logger, placement.Vm, node, ReplicaSilenceMs, placement.Epoch);
+                    lastReportMs[key] = now;
+                    found.Add((placement.Vm, placement.Epoch, node));
+                }
+            }
+        }
+        return found;
+    }
+
     /// <summary>Replicas this node's primaries heard report a divergence, each reported once (cluster loop thread).</summary>
     public IReadOnlyList<(string Vm, ulong Epoch, string Node)> DivergedReplicas()
     {
