@@ -13,7 +13,7 @@ internal static partial class DaemonCommand
 {
     public const string Usage = """
         usage: p2preplay daemon [--config FILE] [--data-dir DIR] [--socket PATH] [--listen IP:PORT] [--advertise HOST:PORT]
-                                [--site LABEL] [--seed HOST:PORT]... [--mdns on|off] [--tick-ms N] [--expose-address IP] [--verbose]
+                                [--site LABEL] [--seed HOST:PORT]... [--mdns on|off] [--tick-ms N] [--expose-address IP] [--checkpoint-every-kib N] [--verbose]
         """;
 
     public static int Execute(ReadOnlySpan<string> args)
@@ -81,6 +81,7 @@ internal static partial class DaemonCommand
                 case "--mdns": overrides.Add(("mdns", Value())); break;
                 case "--tick-ms": overrides.Add(("tick_ms", Value())); break;
                 case "--expose-address": overrides.Add(("expose_address", Value())); break;
+                case "--checkpoint-every-kib": overrides.Add(("checkpoint_every_kib", Value())); break;
                 case "--verbose": verbose = true; break;
                 default: throw new ConfigException($"unknown option '{flag}'\n{Usage}");
             }

@@ -68,6 +68,7 @@ internal sealed partial class ClusterNode
         vms = new VmManager(identity.NodeId, peers, loggers.CreateLogger("p2preplay.vm"), () => NowMs, processStartUnixMs)
         {
             NetLink = netLink,
+            CheckpointEveryBytes = (long)config.CheckpointEveryKib << 10,
             FailpointCorruptReplicaRandom = (Environment.GetEnvironmentVariable("P2PREPLAY_FAILPOINTS") ?? "").Split(',').Contains("replica-corrupt-random"),
         };
         frontEnd = new FrontEnd(netLink, config.ExposeAddress ?? config.Listen.Address, loggers.CreateLogger("p2preplay.frontend"), () => NowMs,

@@ -29,8 +29,10 @@ internal sealed record DaemonConfig
     public int TickMilliseconds { get; init; } = 25;
     /// <summary>Where the front ends serve exposed guest ports; null: the listen address's IP.</summary>
     public IPAddress? ExposeAddress { get; init; }
+    /// <summary>A replicated VM's primary asks a replica for a checkpoint after this much new log (then drops the log behind it).</summary>
+    public int CheckpointEveryKib { get; init; } = 64 * 1024;
 
-    public static readonly string[] Keys = ["data_dir", "control_socket", "control_socket_mode", "listen", "advertise", "site", "seeds", "mdns", "tick_ms", "expose_address"];
+    public static readonly string[] Keys = ["data_dir", "control_socket", "control_socket_mode", "listen", "advertise", "site", "seeds", "mdns", "tick_ms", "expose_address", "checkpoint_every_kib"];
 
     /// <summary>Parses a config file's text; unknown keys and bad values are errors naming their line.</summary>
     public static DaemonConfig Parse(string text, string fileName, DaemonConfig? defaults = null)
@@ -73,6 +75,7 @@ internal sealed record DaemonConfig
         "mdns" => this with { Mdns = ParseBool(key, value) },
         "tick_ms" => this with { TickMilliseconds = ParseInt(key, value, 1, 10_000) },
         "expose_address" => this with { ExposeAddress = IPAddress.TryParse(value, out var ip) ? ip : throw new ConfigException($"expose_address must be an IP address, got '{value}'") },
+        "checkpoint_every_kib" => this with { CheckpointEveryKib = ParseInt(key, value, 16, 1 << 20) },
         _ => throw new ConfigException($"unknown setting '{key}' (known: {string.Join(", ", Keys)})"),
     };
 

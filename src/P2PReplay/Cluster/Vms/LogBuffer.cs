@@ -2,10 +2,11 @@ namespace P2PReplay.Cluster.Vms;
 
 /// <summary>
 /// The primary's copy of a VM's log as the recorder writes it: an append-only byte sequence that replica senders
-/// read from any offset, plus marks tying exits to log lengths (for output commit). Kept in memory: truncating it
-/// behind snapshots comes with replica repair.
+/// read from any offset, plus marks tying exits to log lengths (for output commit). Kept in memory, from
+/// <see cref="Start"/> on: the part behind the latest checkpoint (a replica's VM snapshot) that every replica holds
+/// is dropped (<see cref="TruncateBefore"/>), so a long-running VM's log stays bounded.
 /// </summary>
-internal sealed class LogBuffer
+internal sealed class LogBuffer(long start = 0)
 {
     private readonly Lock gate = new();
     private readonly List<byte[]> segments = [];
@@ -13,7 +14,38 @@ internal sealed class LogBuffer
     private readonly List<(long Exit, long Length)> marks = [];
     private TaskCompletionSource grown = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
-    public long Length { get; private set; }
+    /// <summary>The log's end: an offset in the whole log (which began before <see cref="Start"/> when truncated).</summary>
+    public long Length { get; private set; } = start;
+
+    /// <summary>The first byte still held.</summary>
+    public long Start
+    {
+        get
+        {
+            lock (gate) return heldFrom;
+        }
+    }
+
+    private long heldFrom = start;
+
+    /// <summary>Drops whole appended pieces that end at or before the offset (never beyond the end); returns the new start.</summary>
+    public long TruncateBefore(long offset)
+    {
+        lock (gate)
+        {
+            int drop = 0;
+            while (drop < segments.Count && segmentStarts[drop] + segments[drop].Length <= offset) drop++;
+            if (drop == 0) return heldFrom;
+            heldFrom = segmentStarts[drop - 1] + segments[drop - 1].Length;
+            segments.RemoveRange(0, drop);
+            segmentStarts.RemoveRange(0, drop);
+            // Marks behind the start answer nothing any more; the last of them still bounds what a reader at the start has.
+            int stale = marks.FindLastIndex(m => m.Length <= heldFrom);
+            if (stale > 0) marks.RemoveRange(0, stale);
+            return heldFrom;
+        }
+    }
+
     /// <summary>A planned switchover sealed the log here: nothing beyond is ever shipped (-1: not sealed).</summary>
     private long sealedAt = -1;
     public bool Completed { get; private set; }
@@ -142,7 +174,7 @@ internal sealed class LogBuffer
     {
         lock (gate)
         {
-            if (offset >= Length) return [];
+            if (offset >= Length || offset < heldFrom) return [];
             int index = segmentStarts.BinarySearch(offset);
             if (index < 0) index = ~index - 1;
             var result = new MemoryStream();
@@ -200,11 +232,20 @@ internal sealed class LogBufferStream(LogBuffer buffer) : Stream
 internal sealed class LiveLogStream(LogBuffer log) : Stream
 {
     private readonly object gate = new();
-    private long position;
+    private long position = log.Start;
     private bool closed;
     private bool abandoned;
 
     public long Received => log.Length;
+
+    /// <summary>How far the replayer has read (what this copy no longer needs for itself).</summary>
+    public long ReadPosition
+    {
+        get
+        {
+            lock (gate) return position;
+        }
+    }
 
     /// <summary>Appends bytes that start at the offset; false (and nothing kept) unless offset is exactly what was received.</summary>
     public bool Offer(ulong offset, ReadOnlySpan<byte> bytes)

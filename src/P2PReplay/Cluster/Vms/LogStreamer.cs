@@ -45,6 +45,32 @@ internal sealed class LogStreamer : IDisposable
 
     public LogBuffer Log => log;
 
+    private const int CheckpointPieceBytes = 512 * 1024;
+    private Checkpoint? latest;
+    private readonly Dictionary<string, CheckpointAssembly> assemblies = new(StringComparer.Ordinal);
+    private long checkpointAskedMs = long.MinValue / 2;
+
+    /// <summary>After this much log beyond the latest checkpoint, a replica is asked for a new one.</summary>
+    public long CheckpointEveryBytes { get; init; } = 64L << 20;
+
+    /// <summary>The checkpoint this copy starts with (a promoted replica's own).</summary>
+    public Checkpoint? InitialCheckpoint
+    {
+        init => latest = value;
+    }
+
+    /// <summary>The latest checkpoint: the log is held from no later than its tail offset.</summary>
+    public Checkpoint? Latest
+    {
+        get
+        {
+            lock (gate) return latest;
+        }
+    }
+
+    /// <summary>Called with the replica and the checkpoint when a new one is adopted (logging).</summary>
+    public Action<string, Checkpoint>? CheckpointAdopted { get; set; }
+
     private volatile bool silenced;
 
     /// <summary>Stops all sending (heartbeats too): a copy held for a switchover the cluster never carried out
@@ -59,6 +85,85 @@ internal sealed class LogStreamer : IDisposable
         lock (gate)
         {
             foreach (var replica in replicas.Values) StartSender(replica.NodeId, replica.Address);
+            senders.Add(Task.Run(() => CheckpointLoopAsync(stopping.Token)));
+        }
+    }
+
+    /// <summary>
+    /// Every 100 ms: drop the log behind the latest checkpoint as far as every replica holds it, and when the log
+    /// has grown by <see cref="CheckpointEveryBytes"/> since, ask the in-sync replica furthest in its replay for a new
+    /// checkpoint (taken on that replica: the primary does not pause).
+    /// </summary>
+    private async Task CheckpointLoopAsync(CancellationToken cancel)
+    {
+        while (!cancel.IsCancellationRequested)
+        {
+            try
+            {
+                await Task.Delay(100, cancel).ConfigureAwait(false);
+                if (silenced) continue;
+                ReplicaProgress? donor = null;
+                lock (gate)
+                {
+                    long now = nowMs();
+                    if (latest is { } current)
+                    {
+                        long held = replicas.Values.Where(r => r.State is not (ReplicaState.Diverged or ReplicaState.Failed))
+                            .Select(r => (long)r.ReceivedBytes).DefaultIfEmpty(long.MaxValue).Min();
+                        log.TruncateBefore(Math.Min(current.TailOffset, held));
+                    }
+                    if (log.ShippableLength - (latest?.TailOffset ?? 0) >= CheckpointEveryBytes && now - checkpointAskedMs > 10_000)
+                    {
+                        donor = replicas.Values.Where(r => r.InSync && r.Heard && r.State == ReplicaState.Replaying && now - r.LastAckMs <= LiveAckMs)
+                            .OrderByDescending(r => r.ReplayedExit).FirstOrDefault();
+                        if (donor is not null) checkpointAskedMs = now;
+                    }
+                }
+                if (donor is not null)
+                    await network.SendAsync(donor.Address, ChannelKind.VmLog, VmMessage.CheckpointRequest(vm, epoch).Encode(), compress: false, cancel).ConfigureAwait(false);
+            }
+            catch (Exception e) when (e is OperationCanceledException or ObjectDisposedException)
+            {
+                return;
+            }
+        }
+    }
+
+    /// <summary>A piece of the checkpoint a replica was asked for (network thread); a whole, newer one is adopted and
+    /// passed on to the other replicas (each keeps it, so whichever takes over can start new replicas from it).</summary>
+    /// <exception cref="CheckpointFormatException">The assembled checkpoint does not verify.</exception>
+    public void OnCheckpointData(string nodeId, VmMessage message)
+    {
+        Checkpoint? complete;
+        List<(string NodeId, string Address)> others;
+        lock (gate)
+        {
+            if (!replicas.ContainsKey(nodeId)) return;
+            if (!assemblies.TryGetValue(nodeId, out var assembly)) assemblies[nodeId] = assembly = new CheckpointAssembly();
+            complete = assembly.Offer(message.Exit, message.Offset, message.LogBytes, message.Data.Span);
+            if (complete is null || latest is { } current && complete.TailOffset <= current.TailOffset) return;
+            if (complete.TailOffset < log.Start || complete.TailOffset > log.Length) return;
+            latest = complete;
+            checkpointAskedMs = long.MinValue / 2;
+            others = [.. replicas.Values.Where(r => r.NodeId != nodeId).Select(r => (r.NodeId, r.Address))];
+        }
+        CheckpointAdopted?.Invoke(nodeId, complete);
+        foreach (var (_, address) in others) _ = SendCheckpointAsync(address, complete, stopping.Token);
+    }
+
+    private async Task SendCheckpointAsync(string address, Checkpoint checkpoint, CancellationToken cancel)
+    {
+        try
+        {
+            for (int at = 0; at < checkpoint.Encoded.Length; at += CheckpointPieceBytes)
+            {
+                var piece = checkpoint.Encoded.AsMemory(at, Math.Min(CheckpointPieceBytes, checkpoint.Encoded.Length - at));
+                if (!await network.SendAsync(address, ChannelKind.VmLog, VmMessage.CheckpointData(vm, epoch, checkpoint.TailOffset, (ulong)at, (ulong)checkpoint.Encoded.Length, piece).Encode(), compress: false, cancel).ConfigureAwait(false))
+                    return;
+            }
+        }
+        catch (Exception e) when (e is OperationCanceledException or ObjectDisposedException)
+        {
         }
     }
 
@@ -138,6 +243,20 @@ internal sealed class LogStreamer : IDisposable
                 if ((long)progress.ReceivedBytes >= sent) lastProgressMs = nowMs();
                 // The replica holds more than was sent to it (it got it from an earlier primary): skip ahead.
                 if (positioned && (long)progress.ReceivedBytes > sent) sent = Math.Min((long)progress.ReceivedBytes, shippable);
+                // It needs log from before what is held (a new replica after truncation): the checkpoint first, then
+                // the log from its tail offset.
+                if (positioned && sent < log.Start)
+                {
+                    if (Latest is not { } checkpoint || checkpoint.TailOffset < log.Start)
+                    {
+                        await Task.Delay(50, cancel).ConfigureAwait(false);
+                        continue;
+                    }
+                    await SendCheckpointAsync(address, checkpoint, cancel).ConfigureAwait(false);
+                    sent = checkpoint.TailOffset;
+                    lastProgressMs = nowMs();
+                    continue;
+                }
                 byte[] data = positioned && sent < shippable ? log.Read(sent, (int)Math.Min(ChunkBytes, shippable - sent)) : [];
                 if (data.Length > 0 && await network.SendAsync(address, ChannelKind.VmLog, VmMessage.LogData(vm, epoch, (ulong)sent, data).Encode(), compress: false, cancel).ConfigureAwait(false))
                     sent += data.Length;
@@ -146,7 +265,7 @@ internal sealed class LogStreamer : IDisposable
                     if (nowMs() - lastHeartbeat >= HeartbeatInterval.TotalMilliseconds)
                     {
                         lastHeartbeat = nowMs();
-                        await network.SendAsync(address, ChannelKind.VmLog, VmMessage.Heartbeat(vm, epoch, currentExit(), (ulong)shippable, log.Completed && !log.Sealed).Encode(), compress: false, cancel).ConfigureAwait(false);
+                        await network.SendAsync(address, ChannelKind.VmLog, VmMessage.Heartbeat(vm, epoch, currentExit(), (ulong)shippable, log.Completed && !log.Sealed, (ulong)log.Start).Encode(), compress: false, cancel).ConfigureAwait(false);
                     }
                     if (data.Length == 0) await Task.Delay(positioned ? 5 : 20, cancel).ConfigureAwait(false);
                 }

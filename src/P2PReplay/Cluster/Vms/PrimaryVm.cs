@@ -35,12 +35,16 @@ internal sealed class PrimaryVm : ILiveCopy, IDisposable
     public MachineHandle Machine => vm;
     public SwitchoverHold Hold => hold;
 
-    public PrimaryVm(Placement placement, VmSpec spec, IReadOnlyList<(string NodeId, string Address)> replicaAddresses, PeerNetwork network, ILogger logger, Func<long> nowMs, VmNetLink? netLink = null)
+    public PrimaryVm(Placement placement, VmSpec spec, IReadOnlyList<(string NodeId, string Address)> replicaAddresses, PeerNetwork network, ILogger logger, Func<long> nowMs, VmNetLink? netLink = null, long checkpointEveryBytes = 64L << 20)
     {
         this.placement = placement;
         this.spec = spec;
         this.logger = logger;
-        streamer = new LogStreamer(placement.Vm, placement.Epoch, log, replicaAddresses, network, nowMs, () => Exits);
+        streamer = new LogStreamer(placement.Vm, placement.Epoch, log, replicaAddresses, network, nowMs, () => Exits)
+        {
+            CheckpointEveryBytes = checkpointEveryBytes,
+            CheckpointAdopted = (node, c) => VmLog.CheckpointAdopted(logger, placement.Vm, node, c.TailOffset, c.Encoded.Length),
+        };
         connections = new VmConnections(placement.Vm, netLink ?? new VmNetLink(network, network.AdvertisedAddress, ""), () => vm.Exits, nowMs) { Hold = hold };
         streamer.Acked = connections.Wake;
         thread = new Thread(Run) { IsBackground = true, Name = $"vm {placement.Vm}" };

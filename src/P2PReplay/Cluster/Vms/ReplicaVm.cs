@@ -19,8 +19,15 @@ internal sealed class ReplicaVm : ILiveCopy, IDisposable
     private readonly PeerNetwork network;
     private readonly ILogger logger;
     private readonly Func<long> nowMs;
-    private readonly LogBuffer received = new();
-    private readonly LiveLogStream stream;
+    /// <summary>Set once the replica knows where it starts: the log's start, or a checkpoint's tail offset.</summary>
+    private volatile LogBuffer? received;
+    private volatile LiveLogStream? stream;
+    private readonly TaskCompletionSource<Checkpoint?> startFrom = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly CheckpointAssembly assembly = new();
+    /// <summary>The latest checkpoint this copy holds (started from, took, or was given): a promoted copy starts new
+    /// replicas from it, and keeps the log from its tail offset.</summary>
+    private volatile Checkpoint? checkpoint;
+    private volatile bool checkpointWanted;
     private readonly VmOutput output = new();
     private readonly CancellationTokenSource stopping = new();
     private readonly Thread thread;
@@ -41,7 +48,15 @@ internal sealed class ReplicaVm : ILiveCopy, IDisposable
     public ReplicaState State { get; private set; } = ReplicaState.Waiting;
     public string? Error { get; private set; }
     public long ReplayedExits => vm.Exits;
-    public long ReceivedBytes => stream.Received;
+    public long ReceivedBytes => stream?.Received ?? 0;
+
+    /// <summary>Where the log this copy holds starts (a checkpoint's tail offset, or 0).</summary>
+    public long LogStart => received?.Start ?? 0;
+
+    public Checkpoint? LatestCheckpoint => streamer?.Latest ?? checkpoint;
+
+    /// <summary>Passed on to the streamer when promoted.</summary>
+    public long CheckpointEveryBytes { get; init; } = 64L << 20;
     public long PrimaryExits { get; private set; }
     public long PrimaryLogBytes { get; private set; }
     public long LastHeardMs { get; private set; }
@@ -49,7 +64,7 @@ internal sealed class ReplicaVm : ILiveCopy, IDisposable
     public string? ExitStatus { get; private set; }
     public Placement Placement => placement;
     public VmConnections Connections => connections;
-    public LogBuffer Log => received;
+    public LogBuffer Log => received ?? throw new InvalidOperationException("no log yet");
     public LogStreamer? LiveStreamer => WentLiveAtExit is null ? null : streamer;
     public MachineHandle Machine => vm;
     public SwitchoverHold Hold => hold;
@@ -71,7 +86,6 @@ internal sealed class ReplicaVm : ILiveCopy, IDisposable
         this.logger = logger;
         this.nowMs = nowMs;
         LastHeardMs = nowMs();
-        stream = new LiveLogStream(received);
         connections = new VmConnections(placement.Vm, netLink ?? new VmNetLink(network, network.AdvertisedAddress, ""), () => vm.Exits, nowMs) { Hold = hold };
         thread = new Thread(Run) { IsBackground = true, Name = $"replica {placement.Vm}" };
     }
@@ -89,15 +103,53 @@ internal sealed class ReplicaVm : ILiveCopy, IDisposable
         switch (message.Type)
         {
             case VmMessageType.LogData:
+                if (stream is null)
+                {
+                    // Not started: from the log's start, or (the log there is gone) from the checkpoint that comes first.
+                    if (message.Offset != 0) break;
+                    StartWith(null);
+                }
                 // A gap or repeat is ignored: the ack tells the primary where to resume.
-                stream.Offer(message.Offset, message.Data.Span);
+                stream!.Offer(message.Offset, message.Data.Span);
                 if (ackNow.CurrentCount == 0) ackNow.Release();
+                break;
+            case VmMessageType.CheckpointData:
+                Checkpoint? complete;
+                try
+                {
+                    complete = assembly.Offer(message.Exit, message.Offset, message.LogBytes, message.Data.Span);
+                }
+                catch (CheckpointFormatException e)
+                {
+                    VmLog.BadCheckpoint(logger, placement.Vm, e.Message);
+                    break;
+                }
+                if (complete is null) break;
+                if (stream is null) StartWith(complete);
+                else if (checkpoint is null || complete.TailOffset > checkpoint.TailOffset) checkpoint = complete;
+                if (ackNow.CurrentCount == 0) ackNow.Release();
+                break;
+            case VmMessageType.CheckpointRequest:
+                if (stream is not null && promotion is null) checkpointWanted = true;
                 break;
             case VmMessageType.Heartbeat:
                 PrimaryExits = message.Exit;
                 PrimaryLogBytes = (long)message.LogBytes;
+                // The primary dropped its log before this: drop ours too, but keep what our own checkpoint and our
+                // replay still need (a promoted copy ships from its checkpoint's tail offset on).
+                if (stream is { } s && checkpoint is { } kept && received is { } log)
+                    log.TruncateBefore(Math.Min((long)message.Offset, Math.Min(s.ReadPosition, kept.TailOffset)));
                 break;
         }
+    }
+
+    private void StartWith(Checkpoint? from)
+    {
+        var log = new LogBuffer(from?.TailOffset ?? 0);
+        received = log;
+        stream = new LiveLogStream(log);
+        checkpoint = from;
+        startFrom.TrySetResult(from);
     }
 
     /// <summary>Another replica became primary (a failover): follow it at the new epoch.</summary>
@@ -112,15 +164,23 @@ internal sealed class ReplicaVm : ILiveCopy, IDisposable
     public void Promote(Placement next, IReadOnlyList<(string NodeId, string Address)> replicas)
     {
         if (promotion is not null || State is ReplicaState.Diverged or ReplicaState.Failed) return;
+        // Never started (no log, no checkpoint came): nothing to take over with.
+        if (received is not { } log || stream is not { } s) return;
         promotion = new Promotion(next, replicas);
         placement = next;
         // Heartbeats start now, so the other replicas follow this copy while it replays what it holds (its log
         // is shipped once it runs live): a long catch-up is not mistaken for another lost primary.
-        var started = new LogStreamer(next.Vm, next.Epoch, received, replicas, network, nowMs, () => ReplayedExits) { Acked = connections.Wake };
+        var started = new LogStreamer(next.Vm, next.Epoch, log, replicas, network, nowMs, () => ReplayedExits)
+        {
+            Acked = connections.Wake,
+            InitialCheckpoint = checkpoint,
+            CheckpointEveryBytes = CheckpointEveryBytes,
+            CheckpointAdopted = (node, c) => VmLog.CheckpointAdopted(logger, next.Vm, node, c.TailOffset, c.Encoded.Length),
+        };
         started.Start();
         streamer = started;
         // No more log will come from the old primary: the replay drains what it holds, then the VM goes live.
-        stream.Close(abandon: false);
+        s.Close(abandon: false);
     }
 
     /// <summary>As the promoted primary, the placement's replicas changed (repair).</summary>
@@ -137,13 +197,33 @@ internal sealed class ReplicaVm : ILiveCopy, IDisposable
         Recorder? recorder = null;
         try
         {
-            using var replayer = new Replayer(stream);
+            Checkpoint? from;
+            try
+            {
+                from = startFrom.Task.Wait(Timeout.Infinite, stopping.Token) ? startFrom.Task.Result : null;
+            }
+            catch (OperationCanceledException)
+            {
+                State = ReplicaState.Finished;
+                ExitStatus = "stopped before it started";
+                return;
+            }
+            var stream = this.stream!;
+            var received = this.received!;
+            Vmm.Snapshots.VmSnapshot? snapshot = null;
+            if (from is not null)
+            {
+                snapshot = Vmm.Snapshots.VmSnapshot.Decode(from.Snapshot);
+                connections.RestoreReplicaState(from.Connections);
+                VmLog.StartsFromCheckpoint(logger, placement.Vm, from.TailOffset, snapshot.Exits, from.Encoded.Length);
+            }
+            using var replayer = snapshot is null ? new Replayer(stream) : new Replayer(stream, snapshot.Resume);
             var config = RecordingSession.RecreateConfiguration(replayer.Header, null, null);
             var vmHost = new VmHost(output, () => vm.Exits, connections);
             IHostEnvironment replaying = new ReplayingHost(replayer, vmHost) { NetworkObserver = connections };
             if (CorruptRandomInput) replaying = new CorruptRandomHost(replaying);
             var host = new PromotableHost(replaying, () => GoLive(replayer, vmHost, ref recorder));
-            using var machine = MicroVm.Create(config, host, null);
+            using var machine = snapshot is null ? MicroVm.Create(config, host, null) : MicroVm.Restore(config, snapshot, host, null);
             vm.Set(machine);
             try
             {
@@ -160,6 +240,11 @@ internal sealed class ReplicaVm : ILiveCopy, IDisposable
                 try
                 {
                     replayer.AfterExit(exit, exited);
+                    if (checkpointWanted && !exited)
+                    {
+                        checkpointWanted = false;
+                        TakeCheckpoint(machine, replayer);
+                    }
                 }
                 catch (ReplayTruncatedException) when (promotion is not null && replayer.AtEndOfLog)
                 {
@@ -201,9 +286,55 @@ internal sealed class ReplicaVm : ILiveCopy, IDisposable
         finally
         {
             recorder?.Dispose();
-            if (streamer is not null) received.Complete();
+            if (streamer is not null) this.received?.Complete();
         }
     }
+
+    /// <summary>
+    /// The primary asked for a checkpoint (vCPU thread, between exits of the replay): the VM snapshot and what this
+    /// copy knows of the connections, now; encoding and sending happen off the vCPU thread, so the replay pauses only
+    /// for the capture.
+    /// </summary>
+    private void TakeCheckpoint(MicroVm machine, Replayer replayer)
+    {
+        Vmm.Snapshots.VmSnapshot snapshot;
+        byte[] connectionState;
+        long started = System.Diagnostics.Stopwatch.GetTimestamp();
+        try
+        {
+            snapshot = machine.CaptureSnapshot(replayer.ResumePoint());
+            connectionState = connections.CaptureReplicaState();
+        }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            VmLog.CheckpointFailed(logger, placement.Vm, e.Message);
+            return;
+        }
+        double captureMs = System.Diagnostics.Stopwatch.GetElapsedTime(started).TotalMilliseconds;
+        long exits = machine.Runner.Exits;
+        string address = primaryAddress;
+        var current = placement;
+        _ = Task.Run(async () =>
+        {
+            try
+            {
+                var made = Checkpoint.Create(snapshot.TailOffset, exits, snapshot.Encode(), connectionState);
+                if (checkpoint is null || made.TailOffset > checkpoint.TailOffset) checkpoint = made;
+                VmLog.CheckpointTaken(logger, current.Vm, exits, made.TailOffset, made.Encoded.Length, captureMs);
+                for (int at = 0; at < made.Encoded.Length; at += CheckpointPieceBytes)
+                {
+                    var piece = made.Encoded.AsMemory(at, Math.Min(CheckpointPieceBytes, made.Encoded.Length - at));
+                    if (!await network.SendAsync(address, ChannelKind.VmLog, VmMessage.CheckpointData(current.Vm, current.Epoch, made.TailOffset, (ulong)at, (ulong)made.Encoded.Length, piece).Encode(), compress: false, stopping.Token).ConfigureAwait(false))
+                        return;
+                }
+            }
+            catch (Exception e) when (e is OperationCanceledException or ObjectDisposedException)
+            {
+            }
+        });
+    }
+
+    private const int CheckpointPieceBytes = 512 * 1024;
 
     /// <summary>The switch (on the vCPU thread): a recorder continuing the same log, streamed to the other replicas.</summary>
     private IHostEnvironment GoLive(Replayer replayer, VmHost vmHost, ref Recorder? recorder)
@@ -212,6 +343,7 @@ internal sealed class ReplicaVm : ILiveCopy, IDisposable
         var machine = vm.Current ?? throw new InvalidOperationException("no machine to take live");
         long exit = machine.Runner.Exits;
         WentLiveAtExit = exit;
+        var received = this.received!;
         recorder = new Recorder(new LogBufferStream(received), replayer) { Process = machine.Process };
         recorder.CurrentExit = () => machine.Runner.Exits;
         // The received log covers every exit before this one.
@@ -231,7 +363,7 @@ internal sealed class ReplicaVm : ILiveCopy, IDisposable
             {
                 var current = placement;
                 await network.SendAsync(primaryAddress, ChannelKind.VmLog,
-                    VmMessage.Ack(current.Vm, current.Epoch, (ulong)stream.Received, ReplayedExits, State).Encode(), compress: false, stopping.Token).ConfigureAwait(false);
+                    VmMessage.Ack(current.Vm, current.Epoch, (ulong)ReceivedBytes, ReplayedExits, State).Encode(), compress: false, stopping.Token).ConfigureAwait(false);
                 await ackNow.WaitAsync(AckInterval, stopping.Token).ConfigureAwait(false);
             }
             catch (Exception e) when (e is OperationCanceledException or ObjectDisposedException)
@@ -254,7 +386,7 @@ internal sealed class ReplicaVm : ILiveCopy, IDisposable
         connections.Dispose();
         streamer?.Dispose();
         hold.Dispose();
-        stream.Close(abandon: true);
+        stream?.Close(abandon: true);
         vm.Pause();
         if (!thread.Join(TimeSpan.FromSeconds(5))) VmLog.SlowStop(logger, placement.Vm, "replica");
         try

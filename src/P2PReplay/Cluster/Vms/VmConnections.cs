@@ -246,6 +246,115 @@ internal sealed class VmConnections : IHostNetwork, IReplayedNetworkObserver, ID
         }
     }
 
+    /// <summary>
+    /// What a replica knows of its connections at an exit (vCPU thread, with a checkpoint's VM snapshot): a replica
+    /// started from that checkpoint must be able to resume them as the primary one day.
+    /// </summary>
+    public byte[] CaptureReplicaState()
+    {
+        lock (gate)
+        {
+            var w = new BinaryWriter(new MemoryStream());
+            w.Write(ReplicaStateMagic);
+            w.Write(listening.Count);
+            foreach (int port in listening.Order()) w.Write(port);
+            w.Write(tombstoneOrder.Count);
+            foreach (long id in tombstoneOrder) w.Write(id);
+            w.Write(order.Count);
+            foreach (long id in order)
+            {
+                var c = connections[id];
+                w.Write(c.Id);
+                w.Write(c.Port);
+                w.Write(c.PeerAddress.Length);
+                w.Write(c.PeerAddress);
+                w.Write(c.PeerPort);
+                w.Write(c.ConnectDelivered);
+                w.Write(c.EndDelivered);
+                w.Write(c.InputDelivered);
+                w.Write(c.InputEnd);
+                w.Write(c.InputCommitted);
+                WriteMarks(w, c.InputMarks);
+                w.Write(c.Output.Start);
+                w.Write(c.Output.Count);
+                w.Write(c.Output.Read(c.Output.Start, c.Output.Count));
+                WriteMarks(w, c.OutputMarks);
+                w.Write(c.Released);
+                w.Write(c.GuestEnd);
+                w.Write(c.GuestEndExit);
+            }
+            return ((MemoryStream)w.BaseStream).ToArray();
+        }
+    }
+
+    private const int ReplicaStateMagic = 0x31434e43; // "CNC1"
+
+    private static void WriteMarks(BinaryWriter w, List<(long Exit, long Offset)> marks)
+    {
+        w.Write(marks.Count);
+        foreach (var (exit, offset) in marks)
+        {
+            w.Write(exit);
+            w.Write(offset);
+        }
+    }
+
+    /// <summary>Takes over a checkpoint's connection state (a replica started from it, before its replay runs).</summary>
+    /// <exception cref="InvalidDataException">The state is malformed.</exception>
+    public void RestoreReplicaState(byte[] state)
+    {
+        try
+        {
+            var r = new BinaryReader(new MemoryStream(state));
+            if (r.ReadInt32() != ReplicaStateMagic) throw new InvalidDataException("not a connection state");
+            int Count(int max)
+            {
+                int n = r.ReadInt32();
+                return n >= 0 && n <= max ? n : throw new InvalidDataException($"count {n} out of range");
+            }
+            List<(long, long)> ReadMarks()
+            {
+                var marks = new List<(long, long)>();
+                for (int i = Count(4096); i > 0; i--) marks.Add((r.ReadInt64(), r.ReadInt64()));
+                return marks;
+            }
+            lock (gate)
+            {
+                for (int i = Count(65536); i > 0; i--) listening.Add(r.ReadInt32());
+                for (int i = Count(MaxTombstones); i > 0; i--)
+                {
+                    long id = r.ReadInt64();
+                    tombstones.Add(id);
+                    tombstoneOrder.Enqueue(id);
+                }
+                for (int i = Count(1 << 20); i > 0; i--)
+                {
+                    long id = r.ReadInt64();
+                    int port = r.ReadInt32();
+                    byte[] address = r.ReadBytes(Count(16));
+                    var c = Add(id, port, address, r.ReadInt32());
+                    c.ConnectDelivered = r.ReadBoolean();
+                    c.EndDelivered = r.ReadBoolean();
+                    c.InputDelivered = r.ReadInt64();
+                    c.InputEnd = r.ReadInt64();
+                    c.InputCommitted = r.ReadInt64();
+                    c.Input.Reset(c.InputDelivered);
+                    c.InputMarks.AddRange(ReadMarks());
+                    c.Output.Reset(r.ReadInt64());
+                    c.Output.Append(r.ReadBytes(Count((int)ReplicaOutputKept)));
+                    c.OutputMarks.AddRange(ReadMarks());
+                    c.Released = r.ReadInt64();
+                    c.GuestEnd = r.ReadInt32();
+                    c.GuestEndExit = r.ReadInt64();
+                }
+            }
+        }
+        catch (EndOfStreamException)
+        {
+            throw new InvalidDataException("the connection state is truncated");
+        }
+    }
+
     /// <summary>Marks of one exit merge; a replica (which never releases) keeps a bounded number: dropping the oldest
     /// only makes its bytes wait for a later exit, which is safe.</summary>
     private static void AddMark(List<(long Exit, long Offset)> marks, (long Exit, long Offset) mark)

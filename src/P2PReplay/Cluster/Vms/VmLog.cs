@@ -52,4 +52,19 @@ internal static partial class VmLog
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "vm {Vm}: no acknowledgement from the replica {Node} for {Milliseconds} ms (epoch {Epoch}); its output is held until the cluster drops it")]
     public static partial void ReplicaSilent(ILogger logger, string vm, string node, long milliseconds, ulong epoch);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "vm {Vm}: checkpoint taken at exit {Exits} (log continues at byte {TailOffset}): {Bytes} bytes, the replay paused {CaptureMs:F1} ms")]
+    public static partial void CheckpointTaken(ILogger logger, string vm, long exits, long tailOffset, int bytes, double captureMs);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "vm {Vm}: adopted the checkpoint from {Node} (log continues at byte {TailOffset}, {Bytes} bytes); the log before it is dropped once every replica has it")]
+    public static partial void CheckpointAdopted(ILogger logger, string vm, string node, long tailOffset, int bytes);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "vm {Vm}: this replica starts from a checkpoint at exit {Exits} (log from byte {TailOffset}, checkpoint {Bytes} bytes)")]
+    public static partial void StartsFromCheckpoint(ILogger logger, string vm, long tailOffset, long exits, int bytes);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "vm {Vm}: could not take a checkpoint: {Reason}")]
+    public static partial void CheckpointFailed(ILogger logger, string vm, string reason);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "vm {Vm}: dropped a bad checkpoint: {Reason}")]
+    public static partial void BadCheckpoint(ILogger logger, string vm, string reason);
 }

@@ -30,6 +30,9 @@ internal sealed class VmManager(string selfId, Transport.PeerNetwork network, Mi
     /// the first replica of a new placement see wrong random bytes (a faulty machine), on the node that holds it.</summary>
     public bool FailpointCorruptReplicaRandom { get; init; }
 
+    /// <summary>A primary asks a replica for a checkpoint after this much new log.</summary>
+    public long CheckpointEveryBytes { get; init; } = 64L << 20;
+
     /// <summary>How VM copies talk to front ends (this node's own front end directly).</summary>
     public VmNetLink? NetLink { get; init; }
     /// <summary>Heartbeats come every 50 ms: five missed in a row mean the primary is gone.</summary>
@@ -110,14 +113,14 @@ internal sealed class VmManager(string selfId, Transport.PeerNetwork network, Mi
                         continue;
                     }
                     var addresses = AddressesOf(placement.Replicas);
-                    var vm = new PrimaryVm(placement, placement.Spec, addresses, network, logger, nowMs, NetLink);
+                    var vm = new PrimaryVm(placement, placement.Spec, addresses, network, logger, nowMs, NetLink, CheckpointEveryBytes);
                     primaries[placement.Vm] = (placement, vm);
                     VmLog.PrimaryStarting(logger, placement.Vm, placement.Epoch, addresses.Count);
                     vm.Start();
                 }
                 else if (placement.Replicas.Contains(selfId) && addressOf(placement.Primary) is { } primaryAddress)
                 {
-                    var vm = new ReplicaVm(placement, primaryAddress, network, logger, nowMs, NetLink) { CorruptRandomInput = FailpointCorruptReplicaRandom && placement.Replicas[0] == selfId };
+                    var vm = new ReplicaVm(placement, primaryAddress, network, logger, nowMs, NetLink) { CorruptRandomInput = FailpointCorruptReplicaRandom && placement.Replicas[0] == selfId, CheckpointEveryBytes = CheckpointEveryBytes };
                     replicas[placement.Vm] = vm;
                     VmLog.ReplicaStarting(logger, placement.Vm, placement.Primary, placement.Epoch);
                     vm.Start();
@@ -214,6 +217,24 @@ internal sealed class VmManager(string selfId, Transport.PeerNetwork network, Mi
         }
         lock (gate)
         {
+            if (message.Type == VmMessageType.CheckpointData)
+            {
+                // To a live copy from its replica (the checkpoint it asked for), or to a replica from its primary.
+                LogStreamer? live = primaries.TryGetValue(message.Vm, out var owner) && owner.Placement.Epoch == message.Epoch ? owner.Vm.Streamer
+                    : replicas.TryGetValue(message.Vm, out var promotedOwner) && promotedOwner.Promoted && promotedOwner.Placement.Epoch == message.Epoch ? promotedOwner.Streamer : null;
+                if (live is not null)
+                {
+                    try
+                    {
+                        live.OnCheckpointData(fromNodeId, message);
+                    }
+                    catch (CheckpointFormatException e)
+                    {
+                        VmLog.BadCheckpoint(logger, message.Vm, $"from {fromNodeId}: {e.Message}");
+                    }
+                    return;
+                }
+            }
             if (message.Type == VmMessageType.Ack)
             {
                 if (primaries.TryGetValue(message.Vm, out var primary) && primary.Placement.Epoch == message.Epoch) primary.Vm.OnAck(fromNodeId, message);

@@ -16,6 +16,16 @@ internal enum VmMessageType : byte
 
     /// <summary>Replica to primary: how much of the log it holds and how far its replay is.</summary>
     Ack = 3,
+
+    /// <summary>Primary to replica: take a checkpoint (a VM snapshot at the next exit) and send it back.</summary>
+    CheckpointRequest = 4,
+
+    /// <summary>
+    /// A piece of a checkpoint: replica to primary (the one asked for), primary to replicas (to keep, and to start a
+    /// new replica from). Offset: where the piece goes in the encoded snapshot; LogBytes: the snapshot's size; Exit:
+    /// the log offset its replay continues from (the log before it is not needed with it).
+    /// </summary>
+    CheckpointData = 5,
 }
 
 /// <summary>One message of the VM log stream (ChannelKind.VmLog). Fields unused by a type are zero.</summary>
@@ -34,8 +44,14 @@ internal sealed record VmMessage(
 
     public static VmMessage LogData(string vm, ulong epoch, ulong offset, ReadOnlyMemory<byte> data) => new(VmMessageType.LogData, vm, epoch, offset, 0, 0, 0, data);
 
-    public static VmMessage Heartbeat(string vm, ulong epoch, long exit, ulong logBytes, bool ended) =>
-        new(VmMessageType.Heartbeat, vm, epoch, 0, exit, logBytes, ended ? (byte)1 : (byte)0, ReadOnlyMemory<byte>.Empty);
+    /// <summary>Offset: the log before it is dropped at the primary (replicas may drop it too).</summary>
+    public static VmMessage Heartbeat(string vm, ulong epoch, long exit, ulong logBytes, bool ended, ulong heldFrom = 0) =>
+        new(VmMessageType.Heartbeat, vm, epoch, heldFrom, exit, logBytes, ended ? (byte)1 : (byte)0, ReadOnlyMemory<byte>.Empty);
+
+    public static VmMessage CheckpointRequest(string vm, ulong epoch) => new(VmMessageType.CheckpointRequest, vm, epoch, 0, 0, 0, 0, ReadOnlyMemory<byte>.Empty);
+
+    public static VmMessage CheckpointData(string vm, ulong epoch, long tailOffset, ulong pieceOffset, ulong totalBytes, ReadOnlyMemory<byte> piece) =>
+        new(VmMessageType.CheckpointData, vm, epoch, pieceOffset, tailOffset, totalBytes, 0, piece);
 
     public static VmMessage Ack(string vm, ulong epoch, ulong receivedBytes, long replayedExit, ReplicaState state) =>
         new(VmMessageType.Ack, vm, epoch, receivedBytes, replayedExit, 0, (byte)state, ReadOnlyMemory<byte>.Empty);
@@ -67,7 +83,7 @@ internal sealed record VmMessage(
         var span = message.Span;
         if (span.Length < 2) throw new VmWireFormatException("VM message shorter than its header");
         var type = (VmMessageType)span[0];
-        if (type is not (VmMessageType.LogData or VmMessageType.Heartbeat or VmMessageType.Ack)) throw new VmWireFormatException($"unknown VM message type {span[0]}");
+        if (type is not (VmMessageType.LogData or VmMessageType.Heartbeat or VmMessageType.Ack or VmMessageType.CheckpointRequest or VmMessageType.CheckpointData)) throw new VmWireFormatException($"unknown VM message type {span[0]}");
         int nameLength = span[1];
         if (nameLength is 0 or > MaxNameBytes) throw new VmWireFormatException($"VM name length {nameLength} out of range");
         int fixedEnd = 2 + nameLength + 37;
@@ -89,7 +105,9 @@ internal sealed record VmMessage(
         byte state = span[at + 32];
         uint dataLength = BinaryPrimitives.ReadUInt32LittleEndian(span[(at + 33)..]);
         if (dataLength > MaxDataBytes || dataLength != span.Length - fixedEnd) throw new VmWireFormatException($"VM message data length {dataLength} does not match the frame");
-        if (type != VmMessageType.LogData && dataLength != 0) throw new VmWireFormatException("only log data messages carry data");
+        if (type is not (VmMessageType.LogData or VmMessageType.CheckpointData) && dataLength != 0) throw new VmWireFormatException("only log and checkpoint data messages carry data");
+        if (type == VmMessageType.CheckpointData && (logBytes > Checkpoint.MaxBytes || offset >= logBytes || offset + dataLength > logBytes || dataLength == 0))
+            throw new VmWireFormatException("checkpoint piece out of range");
         if (exit < 0) throw new VmWireFormatException("negative exit count");
         return new VmMessage(type, vm, epoch, offset, exit, logBytes, state, message[fixedEnd..]);
     }
