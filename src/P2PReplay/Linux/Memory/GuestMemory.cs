@@ -55,6 +55,29 @@ public sealed unsafe class GuestMemory
 
     public ulong UserEnd { get; }
 
+    /// <summary>Snapshots: every page's protection (read-only view; restore with <see cref="RestoreProtections"/>).</summary>
+    internal ReadOnlySpan<Protection> Protections => _pages;
+
+    internal void RestoreProtections(ReadOnlySpan<Protection> pages)
+    {
+        if (pages.Length != _pages.Length) throw new ArgumentException("protection table size differs", nameof(pages));
+        pages.CopyTo(_pages);
+    }
+
+    /// <summary>Snapshots: the pages written since the last digest (guest and VMM), without ending the interval.</summary>
+    internal ulong[] PeekWrittenPages()
+    {
+        var taken = TakeWrittenPages();
+        for (int i = 0; i < taken.Length && i < _written.Length; i++) _written[i] |= taken[i];
+        return taken;
+    }
+
+    internal void RestoreWrittenPages(ReadOnlySpan<ulong> bitmap)
+    {
+        if (bitmap.Length != _written.Length) throw new ArgumentException("written-page bitmap size differs", nameof(bitmap));
+        bitmap.CopyTo(_written);
+    }
+
     public static ulong PageAlignDown(ulong value) => value & ~(PageSize - 1);
 
     public static ulong PageAlignUp(ulong value) => (value + PageSize - 1) & ~(PageSize - 1);
