@@ -110,6 +110,8 @@ internal sealed unsafe class MicroVm : IDisposable
             WriteSystemStructures(memory.Pointer, tables);
 
             var guestMemory = new GuestMemory(memory.Pointer, userEnd);
+            var mapping = memory;
+            guestMemory.Residency = (offset, length, vector) => mapping.TryGetResidency(offset, length, vector);
             if (config.TrackGuestWrites)
             {
                 var slotBitmap = new ulong[(physicalSize / GuestLayout.PageSize + 63) / 64];
@@ -159,7 +161,7 @@ internal sealed unsafe class MicroVm : IDisposable
     /// the replay stands; <see cref="Snapshots.ReplaySnapshots"/> does both.
     /// </summary>
     internal Snapshots.VmSnapshot CaptureSnapshot(Replay.ReplayResumePoint resume) =>
-        Snapshots.SnapshotRestore.Capture(_vcpu, _memory.Pointer, _physicalSize, Process, _tables, Runner, resume, _trackGuestWrites);
+        Snapshots.SnapshotRestore.Capture(_vcpu, _memory, _physicalSize, Process, _tables, Runner, resume, _trackGuestWrites);
 
     /// <summary>Runs the guest until it exits (its status) or is paused from another thread (null).</summary>
     public ExitStatus? Run() => Runner.Run() == VcpuState.Exited ? Process.Exit : null;

@@ -205,6 +205,40 @@ public sealed unsafe class GuestMemory
         return new Span<byte>(_base + address, length);
     }
 
+    /// <summary>
+    /// Tells which pages of a page-aligned range the host ever populated (one byte per page, bit 0 set when resident),
+    /// without touching them; false when it cannot tell. The VMM sets it (mincore on the guest mapping).
+    /// </summary>
+    public Func<ulong, ulong, byte[], bool>? Residency { get; set; }
+
+    private byte[] _residency = [];
+
+    /// <summary>
+    /// Copies guest bytes for digests without touching pages the host never populated (they read as zeros anyway):
+    /// reading such a page maps the host's shared zero page under the guest, and shadow paging (kvm_pvm) does not
+    /// always replace that mapping when the guest later writes there.
+    /// </summary>
+    public void CopyForDigest(ulong address, Span<byte> destination)
+    {
+        var source = UncheckedReadOnlySpan(address, destination.Length);
+        ulong first = PageAlignDown(address), end = PageAlignUp(address + (ulong)destination.Length);
+        int pages = (int)((end - first) >> PageShift);
+        if (_residency.Length < pages) _residency = new byte[pages];
+        if (Residency is null || !Residency(first, end - first, _residency))
+        {
+            source.CopyTo(destination);
+            return;
+        }
+        for (int i = 0; i < pages; i++)
+        {
+            ulong pageStart = Math.Max(first + ((ulong)i << PageShift), address);
+            ulong pageEnd = Math.Min(first + ((ulong)(i + 1) << PageShift), address + (ulong)destination.Length);
+            var part = destination.Slice((int)(pageStart - address), (int)(pageEnd - pageStart));
+            if ((_residency[i] & 1) != 0) source.Slice((int)(pageStart - address), part.Length).CopyTo(part);
+            else part.Clear();
+        }
+    }
+
     /// <summary>Direct read access for the VMM (digests, exception frames); bypasses guest protections.</summary>
     public ReadOnlySpan<byte> UncheckedReadOnlySpan(ulong address, int length)
     {

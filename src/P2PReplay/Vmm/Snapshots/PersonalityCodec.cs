@@ -264,11 +264,11 @@ internal static class PersonalityCodec
         };
         w.U8(kind);
         w.VarI(file.Flags);
-        w.VarI(file.References);
+        w.VarU((ulong)file.References);
         switch (file)
         {
             case StandardStream s:
-                w.VarI(s.Stream);
+                w.VarU((ulong)s.Stream);
                 break;
             case NodeFile n:
                 w.VarU((ulong)nodes[n.FileNode]);

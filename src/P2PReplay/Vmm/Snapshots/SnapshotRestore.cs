@@ -1,5 +1,6 @@
 using System.Runtime.InteropServices;
 using P2PReplay.Guest;
+using P2PReplay.Interop;
 using P2PReplay.Kvm;
 using P2PReplay.Linux;
 using P2PReplay.Linux.Memory;
@@ -12,7 +13,7 @@ internal static unsafe class SnapshotRestore
 {
     private const ulong PageSize = GuestLayout.PageSize;
 
-    public static VmSnapshot Capture(KvmVcpu vcpu, byte* memory, ulong physicalSize, LinuxProcess process, PageTables tables, VcpuRunner runner,
+    public static VmSnapshot Capture(KvmVcpu vcpu, SafeMappedMemory mapping, ulong physicalSize, LinuxProcess process, PageTables tables, VcpuRunner runner,
         ReplayResumePoint resume, bool trackGuestWrites)
     {
         ulong userEnd = process.Memory.UserEnd;
@@ -23,14 +24,22 @@ internal static unsafe class SnapshotRestore
         ranges.AddRange(process.AddressSpace.MappedRanges);
         ranges.Add((userEnd, Math.Min(nextTable, physicalSize)));
         var runs = new List<MemoryRun>();
+        byte* memory = mapping.Pointer;
+        byte[] resident = [];
         foreach (var (start, end) in ranges)
         {
+            // Pages the host never populated are zero; reading them would map the host's zero page under the guest,
+            // which shadow paging (kvm_pvm) does not always replace when the guest then writes there.
+            int pages = checked((int)((end - start) / PageSize));
+            if (resident.Length < pages) resident = new byte[pages];
+            if (!mapping.TryGetResidency(start, end - start, resident)) resident.AsSpan(0, pages).Fill(1);
             ulong runStart = 0;
             bool inRun = false;
             for (ulong page = start; page <= end; page += PageSize)
             {
                 // SAFETY: page lies below physicalSize (every range ends inside guest-physical memory), which the mapping covers.
-                bool nonZero = page < end && new ReadOnlySpan<byte>(memory + page, (int)PageSize).IndexOfAnyExcept((byte)0) >= 0;
+                bool nonZero = page < end && (resident[(page - start) / PageSize] & 1) != 0
+                    && new ReadOnlySpan<byte>(memory + page, (int)PageSize).IndexOfAnyExcept((byte)0) >= 0;
                 if (nonZero && !inRun)
                 {
                     runStart = page;
@@ -74,6 +83,16 @@ internal static unsafe class SnapshotRestore
             if (run.Address + (ulong)run.Bytes.Length > physicalSize) throw new SnapshotFormatException($"memory run at 0x{run.Address:x} lies outside guest memory");
             // SAFETY: the run was bounds-checked against physicalSize just above.
             run.Bytes.CopyTo(new Span<byte>(memory + run.Address, run.Bytes.Length));
+        }
+        // Accessed and Dirty bits in the copied tables describe the old VM's history. Under shadow paging KVM maps a page
+        // whose guest PTE is already dirty writable at its first read, which its dirty log then reports as written; with
+        // the bits clear, only real writes are (as in a VM that ran from the start). SDM 3A §4.8: bits 5 (A) and 6 (D).
+        ulong tablesEnd = Math.Min(snapshot.NextPageTable, physicalSize);
+        for (ulong at = userEnd; at + 8 <= tablesEnd; at += 8)
+        {
+            // SAFETY: at lies inside the table pool, below physicalSize.
+            ulong* entry = (ulong*)(memory + at);
+            if ((*entry & PageTables.Present) != 0) *entry &= ~((1UL << 5) | (1UL << 6));
         }
         try
         {

@@ -77,10 +77,17 @@ internal sealed class VmSnapshot
     public byte[] Encode(int compressionLevel = 1)
     {
         var w = new ByteWriter();
+        EncodeContent(w);
+        return Seal(w.Written, compressionLevel);
+    }
+
+    /// <summary>The uncompressed content (tests seal mutated content to reach the parser behind the hash).</summary>
+    internal void EncodeContent(ByteWriter w)
+    {
         w.Bytes(Resume.HeaderJson);
-        w.VarI(Resume.Position.Chunk);
+        w.VarU((ulong)Resume.Position.Chunk);
         w.VarI(Resume.Position.Offset);
-        w.VarI(Resume.Position.Index);
+        w.VarU((ulong)Resume.Position.Index);
         w.VarI(Resume.Events);
         w.VarI(Resume.DigestsChecked);
         w.VarI(Resume.LastDigestExit);
@@ -104,8 +111,11 @@ internal sealed class VmSnapshot
             w.U64(run.Address);
             w.Bytes(run.Bytes);
         }
+    }
 
-        var content = w.Written;
+    /// <summary>Compresses content and puts the header and hash in front of it.</summary>
+    internal static byte[] Seal(ReadOnlySpan<byte> content, int compressionLevel = 1)
+    {
         using var compressor = new Compressor(compressionLevel);
         var output = new byte[HeaderSize + HashSize + Compressor.GetCompressBound(content.Length)];
         int stored = compressor.Wrap(content, output.AsSpan(HeaderSize + HashSize));
