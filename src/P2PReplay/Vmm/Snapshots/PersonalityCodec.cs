@@ -376,6 +376,7 @@ internal static class PersonalityCodec
         for (int i = 0; i < nodeCount; i++) nodes[i] = ReadNode(ref r, i, nodes, fs, fixups);
         foreach (var fixup in fixups) fixup();
         fixups.Clear();
+        CheckTree(nodes);
         fs.NextInode = nextInode;
         fs.FdLinks.Clear();
         int linkCount = r.Int32(MaxCount);
@@ -573,6 +574,36 @@ internal static class PersonalityCodec
             }
         });
         return node;
+    }
+
+    /// <summary>
+    /// The nodes must form the tree the file system code assumes (it walks parents and children without limits): every
+    /// parent chain reaches the root, a directory is listed in at most one directory (its parent), the root in none.
+    /// </summary>
+    private static void CheckTree(FsNode[] nodes)
+    {
+        var root = nodes[0];
+        if (root.Parent != root) throw new FormatException("the root is not its own parent");
+        var listedIn = new Dictionary<FsNode, FsNode>(ReferenceEqualityComparer.Instance);
+        foreach (var directory in nodes)
+        {
+            if (directory.ListedChildren is not { } children) continue;
+            foreach (var child in children.Values)
+            {
+                if (child == root) throw new FormatException("the root is listed in a directory");
+                if (!child.IsDirectory) continue;
+                if (!listedIn.TryAdd(child, directory) || child.Parent != directory) throw new FormatException($"directory {child.Name} is listed twice or away from its parent");
+            }
+        }
+        foreach (var node in nodes)
+        {
+            var at = node;
+            for (int steps = 0; at != root; steps++)
+            {
+                if (at.Parent is null || steps > nodes.Length) throw new FormatException($"node {node.Name} is not below the root");
+                at = at.Parent;
+            }
+        }
     }
 
     private static long Length(long length) => length is >= 0 and <= FileData.MaxSize ? length : throw new FormatException($"file length {length}");
