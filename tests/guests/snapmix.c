@@ -1,5 +1,5 @@
 /* snapmix: a workload for VM snapshot tests and benchmarks. Touches a heap of argv[1] MiB (default 4; every page
- * written with a pattern), then runs argv[2] rounds (default 200) that each read random bytes and the clock (logged
+ * written with a byte pattern, or with an xorshift stream when argv[3] is "random"), then runs argv[2] rounds (default 200) that each read random bytes and the clock (logged
  * inputs), write a line into a pipe that stays open, now and then move pipe bytes into a file in a new directory,
  * and change heap bytes. At the end it prints checksums of the heap, the file and what is left in the pipe, cleans
  * up and exits 0. Output depends only on the inputs, never on addresses.
@@ -34,7 +34,18 @@ int main(int argc, char **argv)
         printf("FAIL: malloc\n");
         return 1;
     }
-    for (size_t page = 0; page < size / 4096; page++) memset(heap + page * 4096, (int)(page * 7 + 1), 4096);
+    if (argc > 3 && strcmp(argv[3], "random") == 0) {
+        uint64_t x = 0x9E3779B97F4A7C15ULL;
+        for (size_t i = 0; i + 8 <= size; i += 8) {
+            x ^= x >> 12;
+            x ^= x << 25;
+            x ^= x >> 27;
+            uint64_t v = x * 2685821657736338717ULL;
+            memcpy(heap + i, &v, 8);
+        }
+    } else {
+        for (size_t page = 0; page < size / 4096; page++) memset(heap + page * 4096, (int)(page * 7 + 1), 4096);
+    }
     printf("heap %zu MiB touched\n", mib);
     fflush(stdout);
 
