@@ -55,7 +55,16 @@ internal sealed class ReplaySnapshots : IExitObserver
 
     public void AfterExit(long exit, bool guestExited)
     {
-        _inner.AfterExit(exit, guestExited);
+        try
+        {
+            _inner.AfterExit(exit, guestExited);
+        }
+        catch (Exception e)
+        {
+            // The replay stops here (divergence, truncated log): no snapshot will come.
+            FailPending(e);
+            throw;
+        }
         if (!_pending) return;
         List<TaskCompletionSource<VmSnapshot>> due = [];
         lock (_lock)
@@ -85,6 +94,19 @@ internal sealed class ReplaySnapshots : IExitObserver
         {
             foreach (var d in due) d.TrySetException(e);
         }
+    }
+
+    /// <summary>Ends the outstanding requests with an error (the replay stopped, or the VM is going away).</summary>
+    public void FailPending(Exception reason)
+    {
+        List<TaskCompletionSource<VmSnapshot>> pending;
+        lock (_lock)
+        {
+            pending = [.. _requests.Select(r => r.Done)];
+            _requests.Clear();
+            _pending = false;
+        }
+        foreach (var d in pending) d.TrySetException(new InvalidOperationException($"no snapshot: {reason.Message}", reason));
     }
 
     /// <summary>
