@@ -105,6 +105,51 @@ public sealed class SnapshotCodecTests
         Assert.Equal(PersonalityCodec.Capture(a.Process), PersonalityCodec.Capture(b.Process));
     }
 
+    [Fact]
+    public void Image_nodes_restore_against_a_copy_of_the_image_elsewhere()
+    {
+        string image = Path.Combine(Path.GetTempPath(), "p2preplay-snapimg-" + Guid.NewGuid().ToString("N"));
+        string copy = image + "-copy";
+        try
+        {
+            foreach (string dir in new[] { image, copy })
+            {
+                Directory.CreateDirectory(Path.Combine(dir, "etc", "deep"));
+                File.WriteAllText(Path.Combine(dir, "etc", "motd"), "message of the day\n");
+                File.WriteAllText(Path.Combine(dir, "etc", "deep", "x"), "x");
+                File.WriteAllText(Path.Combine(dir, "etc", "changed"), "before");
+            }
+            using var a = new TestGuest(image, host: new FakeHost());
+            long motd = a.Call(OpenAt, AtFdCwd, (long)a.Str("/etc/motd"), 0, 0);
+            Assert.Equal("message", Get(a, motd, 7));
+            long changed = a.Call(OpenAt, AtFdCwd, (long)a.Str("/etc/changed"), ORdwr, 0);
+            Assert.Equal(5, Put(a, changed, "after"));
+            byte[] state = PersonalityCodec.Capture(a.Process);
+
+            using var b = new TestGuest(copy, host: new FakeHost());
+            PersonalityCodec.Restore(b.Process, state);
+            Assert.Equal(PersonalityDigest.Compute(a.Process), PersonalityDigest.Compute(b.Process));
+            foreach (var g in new[] { a, b })
+            {
+                Assert.Equal(" of the day\n", Get(g, motd));
+                Assert.Equal(0, g.Call(Lseek, changed, 0, 0));
+                Assert.Equal("aftere", Get(g, changed));
+                long deep = g.Call(OpenAt, AtFdCwd, (long)g.Str("/etc/deep/x"), 0, 0);
+                Assert.Equal("x", Get(g, deep));
+            }
+            Assert.Equal(PersonalityDigest.Compute(a.Process), PersonalityDigest.Compute(b.Process));
+
+            // Without an image the snapshot's image files cannot be found: a clear error.
+            using var c = new TestGuest(null, host: new FakeHost());
+            Assert.Contains("image", Assert.Throws<SnapshotFormatException>(() => PersonalityCodec.Restore(c.Process, state)).Message);
+        }
+        finally
+        {
+            Directory.Delete(image, true);
+            Directory.Delete(copy, true);
+        }
+    }
+
     private static VmSnapshot Sample()
     {
         using var g = NewGuest();
