@@ -43,6 +43,24 @@ internal sealed unsafe class PageTables
         Root = AllocateTable();
     }
 
+    /// <summary>
+    /// Snapshots: the allocator's state. The tables themselves are guest-physical memory and travel with it; the root
+    /// is always the pool's first page.
+    /// </summary>
+    public (ulong NextTable, ulong[] FreeTables) AllocatorState => (_nextTable, _freeTables.Reverse().ToArray());
+
+    public void RestoreAllocator(ulong nextTable, IEnumerable<ulong> freeTables)
+    {
+        if (nextTable % PageSize != 0 || nextTable < Root + PageSize || nextTable > _poolEnd) throw new ArgumentException($"page-table pool position 0x{nextTable:x} is outside the pool");
+        _nextTable = nextTable;
+        _freeTables.Clear();
+        foreach (ulong table in freeTables)
+        {
+            if (table % PageSize != 0 || table < Root || table >= nextTable) throw new ArgumentException($"free page table 0x{table:x} is outside the pool");
+            _freeTables.Push(table);
+        }
+    }
+
     /// <summary>Guest-physical address of the PML4 (CR3).</summary>
     public ulong Root { get; }
 

@@ -52,6 +52,20 @@ internal sealed unsafe class SafeMappedMemory : System.Runtime.InteropServices.S
         return new SafeMappedMemory((nint)p, (nuint)length);
     }
 
+    /// <summary>
+    /// Which pages of a page-aligned sub-range the host has ever populated (mincore), one byte each, nonzero when
+    /// resident, without touching any page. False when the host refuses; then every page must be assumed populated.
+    /// </summary>
+    public bool TryGetResidency(ulong offset, ulong length, Span<byte> vector)
+    {
+        if (offset + length > Length || offset % 4096 != 0 || (ulong)vector.Length < (length + 4095) / 4096) return false;
+        fixed (byte* v = vector)
+        {
+            // SAFETY: the range lies inside the mapping (checked above) and v has one byte per page of it.
+            return NativeMincore.Mincore(Pointer + offset, (nuint)length, v) == 0;
+        }
+    }
+
     /// <summary>Drops the pages of a sub-range so they read back as zeros (MADV_DONTNEED on private anonymous memory).</summary>
     public void Discard(ulong offset, ulong length)
     {

@@ -26,6 +26,10 @@ internal static class KvmIoctls
     public static readonly nuint SetSignalMask = Ioc(IocWrite, 0x8B, 4);
     public static readonly nuint EnableCap = Ioc(IocWrite, 0xA3, 104);
     public static readonly nuint SetXcrs = Ioc(IocWrite, 0xA7, 392);
+    public static readonly nuint GetFpu = Ioc(IocRead, 0x8C, 416);
+    public static readonly nuint SetFpu = Ioc(IocWrite, 0x8D, 416);
+    public static readonly nuint GetXsave = Ioc(IocRead, 0xA4, 4096);
+    public static readonly nuint SetXsave = Ioc(IocWrite, 0xA5, 4096);
 }
 
 /// <summary>KVM_CAP_* numbers used here.</summary>

@@ -135,6 +135,38 @@ internal sealed unsafe class KvmVcpu : IDisposable
         return NativeIoctl.Ioctl(_fd.Fd, KvmIoctls.SetXcrs, buffer) == 0;
     }
 
+    /// <summary>Size of struct kvm_xsave (the legacy 4 KiB layout) and of struct kvm_fpu.</summary>
+    public const int XsaveSize = 4096, FpuSize = 416;
+
+    /// <summary>
+    /// The x87/SSE/AVX state: KVM_GET_XSAVE (4096 bytes), or KVM_GET_FPU (416 bytes: x87 and SSE only) where the host
+    /// lacks XSAVE support. The length of the result says which.
+    /// </summary>
+    public byte[] GetFloatingPointState()
+    {
+        var state = new byte[XsaveSize];
+        fixed (byte* p = state)
+        {
+            // SAFETY: p points at a pinned 4096-byte buffer, the size of struct kvm_xsave.
+            if (NativeIoctl.Ioctl(_fd.Fd, KvmIoctls.GetXsave, p) == 0) return state;
+            // SAFETY: the same buffer holds the 416-byte struct kvm_fpu.
+            if (NativeIoctl.Ioctl(_fd.Fd, KvmIoctls.GetFpu, p) < 0) throw KvmException.FromErrno("KVM_GET_FPU");
+        }
+        return state.AsSpan(0, FpuSize).ToArray();
+    }
+
+    /// <summary>Puts back what <see cref="GetFloatingPointState"/> returned (KVM_SET_XSAVE or KVM_SET_FPU by its length).</summary>
+    public void SetFloatingPointState(ReadOnlySpan<byte> state)
+    {
+        if (state.Length is not (XsaveSize or FpuSize)) throw new ArgumentException($"floating-point state of {state.Length} bytes", nameof(state));
+        fixed (byte* p = state)
+        {
+            // SAFETY: p points at a pinned buffer of exactly the size the request names (kvm_xsave or kvm_fpu).
+            int result = NativeIoctl.Ioctl(_fd.Fd, state.Length == XsaveSize ? KvmIoctls.SetXsave : KvmIoctls.SetFpu, p);
+            if (result < 0) throw KvmException.FromErrno(state.Length == XsaveSize ? "KVM_SET_XSAVE" : "KVM_SET_FPU");
+        }
+    }
+
     public void Dispose()
     {
         _run.Dispose();

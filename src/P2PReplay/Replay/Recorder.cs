@@ -23,11 +23,12 @@ public sealed class Recorder : IDisposable
     private TimeSpan _lastDigestAt;
     private TimeSpan _lastDigestCost;
 
-    public Recorder(Stream output, LogHeader header)
+    /// <param name="chunkTargetBytes">chunk size of the log (small chunks: finer log truncation behind snapshots)</param>
+    public Recorder(Stream output, LogHeader header, int chunkTargetBytes = 64 * 1024)
     {
         Header = header;
         _interval = Math.Max(1, header.DigestInterval);
-        _writer = new LogWriter(output);
+        _writer = new LogWriter(output, chunkTargetBytes);
         _writer.Append(LogRecordKind.Header, JsonSerializer.SerializeToUtf8Bytes(header, LogJsonContext.Default.LogHeader));
         _writer.Flush();
     }

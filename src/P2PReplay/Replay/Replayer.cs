@@ -23,19 +23,72 @@ public sealed class Replayer : IDisposable
         _reader = new LogReader(input);
         if (!_reader.TryRead(out var first) || first.Kind != LogRecordKind.Header)
             throw new LogFormatException("the log does not start with a header record");
+        HeaderJson = first.Payload.ToArray();
+        Header = ParseHeader(HeaderJson);
+    }
+
+    /// <summary>
+    /// Continues a replay from a VM snapshot: <paramref name="tail"/> is the log from byte <see cref="ReplayResumePoint.Position"/>.Offset
+    /// on (a chunk boundary; nothing before it is needed). The counters, the output digest and the header come from the
+    /// snapshot. A tail that starts elsewhere fails with a <see cref="LogFormatException"/> at its first chunk.
+    /// </summary>
+    public Replayer(Stream tail, ReplayResumePoint resume)
+    {
+        ArgumentNullException.ThrowIfNull(resume);
+        HeaderJson = resume.HeaderJson;
+        Header = ParseHeader(HeaderJson);
+        _reader = new LogReader(tail, resume.Position.Chunk, resume.Position.Offset);
         try
         {
-            Header = JsonSerializer.Deserialize(first.Payload.Span, LogJsonContext.Default.LogHeader)
+            for (int skip = 0; skip < resume.Position.Index; skip++)
+            {
+                if (!_reader.TryRead(out var skipped))
+                    throw new ReplayTruncatedException($"the log tail ends before record {resume.Position.Index} of chunk {resume.Position.Chunk}, where the snapshot resumes");
+                if (skipped.Chunk != resume.Position.Chunk)
+                    throw new LogFormatException($"chunk {resume.Position.Chunk} of the log tail has only {skip} records; the snapshot resumes at record {resume.Position.Index}");
+            }
+        }
+        catch
+        {
+            _reader.Dispose();
+            throw;
+        }
+        Events = resume.Events;
+        DigestsChecked = resume.DigestsChecked;
+        LastDigestExit = resume.LastDigestExit;
+        Output.Restore(resume.OutputHash, resume.OutputBytes);
+    }
+
+    private static LogHeader ParseHeader(byte[] json)
+    {
+        LogHeader header;
+        try
+        {
+            header = JsonSerializer.Deserialize(json, LogJsonContext.Default.LogHeader)
                 ?? throw new LogFormatException("the log header is empty");
         }
         catch (JsonException e)
         {
             throw new LogFormatException($"the log header is not valid: {e.Message}");
         }
-        if (Header.DigestMemory is not (DigestMemory.Mapped or DigestMemory.Written))
-            throw new LogFormatException($"the log header names an unknown digest mode '{Header.DigestMemory}'");
-        if (Header.Version != LogHeader.CurrentVersion)
-            throw new LogFormatException($"recording version {Header.Version} is not supported; this p2preplay replays version {LogHeader.CurrentVersion}");
+        if (header.DigestMemory is not (DigestMemory.Mapped or DigestMemory.Written))
+            throw new LogFormatException($"the log header names an unknown digest mode '{header.DigestMemory}'");
+        if (header.Version != LogHeader.CurrentVersion)
+            throw new LogFormatException($"recording version {header.Version} is not supported; this p2preplay replays version {LogHeader.CurrentVersion}");
+        return header;
+    }
+
+    /// <summary>The header record's bytes as recorded (a snapshot carries them, since the tail lacks the header).</summary>
+    public byte[] HeaderJson { get; }
+
+    /// <summary>
+    /// Where the replay stands between exits, for a VM snapshot taken now: the log position of the first record not
+    /// yet used, and the counters a continuing replay needs. Call it on the vCPU thread at an exit boundary.
+    /// </summary>
+    public ReplayResumePoint ResumePoint()
+    {
+        var position = _next is { } pending ? new LogPosition(pending.Chunk, pending.Offset, pending.Index) : _reader.Position;
+        return new ReplayResumePoint(HeaderJson, position, Events, DigestsChecked, LastDigestExit, Output.Value, Output.Bytes);
     }
 
     public LogHeader Header { get; }
@@ -180,6 +233,10 @@ public sealed class Replayer : IDisposable
 
     public void Dispose() => _reader.Dispose();
 }
+
+/// <summary>Where a replay continues after a VM snapshot: the log header, the position of the next record, and the counters.</summary>
+public sealed record ReplayResumePoint(byte[] HeaderJson, LogPosition Position, long Events, long DigestsChecked, long LastDigestExit,
+    ulong OutputHash, long OutputBytes);
 
 /// <summary>The host during replay: inputs come from the log, sleeps take no time, output is hashed and shown.</summary>
 public sealed class ReplayingHost(Replayer replayer, IHostEnvironment? output) : IHostEnvironment

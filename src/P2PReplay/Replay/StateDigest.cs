@@ -66,12 +66,15 @@ public sealed record StateDigest(long Exit, int Syscall, ulong[] Registers, ulon
     private static MemoryBlock[] HashMemory(LinuxProcess process)
     {
         var blocks = new List<MemoryBlock>();
+        var buffer = new byte[BlockSize];
         foreach (var (start, end) in process.AddressSpace.MappedRanges)
         {
             for (ulong block = start & ~(BlockSize - 1); block < end; block += BlockSize)
             {
                 ulong from = Math.Max(block, start), to = Math.Min(block + BlockSize, end);
-                blocks.Add(new MemoryBlock(block, XxHash3.HashToUInt64(process.Memory.UncheckedReadOnlySpan(from, (int)(to - from)), (long)from)));
+                var bytes = buffer.AsSpan(0, (int)(to - from));
+                process.Memory.CopyForDigest(from, bytes);
+                blocks.Add(new MemoryBlock(block, XxHash3.HashToUInt64(bytes, (long)from)));
             }
         }
         return [.. blocks];

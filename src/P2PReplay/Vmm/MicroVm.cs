@@ -23,10 +23,16 @@ internal sealed unsafe class MicroVm : IDisposable
     private readonly KvmVm _vm;
     private readonly SafeMappedMemory _memory;
     private readonly KvmVcpu _vcpu;
+    private readonly PageTables _tables;
+    private readonly ulong _physicalSize;
+    private readonly bool _trackGuestWrites;
 
     private MicroVm(KvmSystem kvm, KvmVm vm, SafeMappedMemory memory, KvmVcpu vcpu, LinuxProcess process, SyscallDispatcher dispatcher,
-        KvmCpuidEntry2[] cpuid, HostCpu hostCpu)
+        KvmCpuidEntry2[] cpuid, HostCpu hostCpu, PageTables tables, ulong physicalSize, bool trackGuestWrites)
     {
+        _tables = tables;
+        _physicalSize = physicalSize;
+        _trackGuestWrites = trackGuestWrites;
         Cpuid = cpuid;
         HostCpu = hostCpu;
         _kvm = kvm;
@@ -60,7 +66,18 @@ internal sealed unsafe class MicroVm : IDisposable
         return (CpuidBaseline.Normalize(supported), HostCpu.Describe(supported));
     }
 
-    public static MicroVm Create(VmConfiguration config, IHostEnvironment host, TextWriter? trace)
+    public static MicroVm Create(VmConfiguration config, IHostEnvironment host, TextWriter? trace) => Build(config, host, trace, null);
+
+    /// <summary>
+    /// A VM in the state a snapshot captured (see <see cref="Snapshots.VmSnapshot"/>), built from the same configuration
+    /// (program, image, memory size, CPUID) as the VM that took it. Nothing is loaded or run: the vCPU resumes exactly
+    /// where the snapshot's VM stood, and the caller attaches a <see cref="Replay.Replayer"/> made from the snapshot's
+    /// resume point and the log tail (see <see cref="Snapshots.ReplaySnapshots.StartReplica"/>).
+    /// </summary>
+    public static MicroVm Restore(VmConfiguration config, Snapshots.VmSnapshot snapshot, IHostEnvironment host, TextWriter? trace) =>
+        Build(config, host, trace, snapshot ?? throw new ArgumentNullException(nameof(snapshot)));
+
+    private static MicroVm Build(VmConfiguration config, IHostEnvironment host, TextWriter? trace, Snapshots.VmSnapshot? snapshot)
     {
         ulong userEnd = (config.MemorySize + (2UL << 20) - 1) & ~((2UL << 20) - 1);
         if (userEnd < VmConfiguration.MinimumMemorySize || userEnd > GuestLayout.MaxMemory)
@@ -84,6 +101,8 @@ internal sealed unsafe class MicroVm : IDisposable
             vm.SetTssAddress(GuestLayout.KvmTssAddress);
             ulong poolSize = GuestLayout.PageTablePoolSize(userEnd);
             ulong physicalSize = userEnd + poolSize;
+            if (snapshot is not null && snapshot.PhysicalSize != physicalSize)
+                throw new Snapshots.SnapshotFormatException($"the snapshot was taken of a VM with 0x{snapshot.PhysicalSize:x} bytes of guest-physical memory; this configuration has 0x{physicalSize:x}");
             memory = SafeMappedMemory.AllocateAnonymous(physicalSize);
             vm.SetUserMemoryRegion(0, 0, physicalSize, memory.Pointer, config.TrackGuestWrites ? KvmVm.LogDirtyPages : 0);
 
@@ -91,6 +110,8 @@ internal sealed unsafe class MicroVm : IDisposable
             WriteSystemStructures(memory.Pointer, tables);
 
             var guestMemory = new GuestMemory(memory.Pointer, userEnd);
+            var mapping = memory;
+            guestMemory.Residency = (offset, length, vector) => mapping.TryGetResidency(offset, length, vector);
             if (config.TrackGuestWrites)
             {
                 var slotBitmap = new ulong[(physicalSize / GuestLayout.PageSize + 63) / 64];
@@ -106,11 +127,24 @@ internal sealed unsafe class MicroVm : IDisposable
             var process = new LinuxProcess(guestMemory, new KvmPageMapper(tables, memory), host, fileSystem, config.ProgramGuestPath);
             var supported = kvm.GetSupportedCpuid();
             var cpuid = config.Cpuid ?? CpuidBaseline.Normalize(supported);
-            ulong stackPointer = LoadProgram(process, elf, bias, config, cpuid, host);
-
-            vcpu = vm.CreateVcpu(0);
-            ConfigureVcpu(vcpu, cpuid, tables.Root, elf.Entry + bias, stackPointer);
-            return new MicroVm(kvm, vm, memory, vcpu, process, new SyscallDispatcher(trace), cpuid, HostCpu.Describe(supported));
+            if (snapshot is null)
+            {
+                ulong stackPointer = LoadProgram(process, elf, bias, config, cpuid, host);
+                vcpu = vm.CreateVcpu(0);
+                ConfigureVcpu(vcpu, cpuid, tables.Root, elf.Entry + bias, stackPointer);
+            }
+            else
+            {
+                Snapshots.SnapshotRestore.RestoreMemory(memory.Pointer, userEnd, physicalSize, tables, snapshot);
+                Snapshots.PersonalityCodec.Restore(process, snapshot.Personality);
+                if (config.TrackGuestWrites && snapshot.WrittenPages.Length > 0) guestMemory.RestoreWrittenPages(snapshot.WrittenPages);
+                vcpu = vm.CreateVcpu(0);
+                ConfigureVcpu(vcpu, cpuid, tables.Root, 0, 0);
+                Snapshots.SnapshotRestore.RestoreVcpu(vcpu, snapshot);
+            }
+            var result = new MicroVm(kvm, vm, memory, vcpu, process, new SyscallDispatcher(trace), cpuid, HostCpu.Describe(supported), tables, physicalSize, config.TrackGuestWrites);
+            if (snapshot is not null) result.Runner.RestoreCounters(snapshot.Exits, snapshot.SawUserModeSyscall);
+            return result;
         }
         catch
         {
@@ -121,6 +155,13 @@ internal sealed unsafe class MicroVm : IDisposable
             throw;
         }
     }
+
+    /// <summary>
+    /// Captures the VM's state now. Call it on the vCPU thread between exits (an <see cref="IExitObserver"/>), with where
+    /// the replay stands; <see cref="Snapshots.ReplaySnapshots"/> does both.
+    /// </summary>
+    internal Snapshots.VmSnapshot CaptureSnapshot(Replay.ReplayResumePoint resume) =>
+        Snapshots.SnapshotRestore.Capture(_vcpu, _memory, _physicalSize, Process, _tables, Runner, resume, _trackGuestWrites);
 
     /// <summary>Runs the guest until it exits (its status) or is paused from another thread (null).</summary>
     public ExitStatus? Run() => Runner.Run() == VcpuState.Exited ? Process.Exit : null;

@@ -56,6 +56,13 @@ internal sealed class VcpuRunner
     /// <summary>Set when a syscall arrived at CPL3 (kvm_pvm): the host cannot trap rdtsc or CPUID.</summary>
     public bool SawUserModeSyscall { get; private set; }
 
+    /// <summary>Snapshots: a restored VM continues the exit count (digests and log events are tied to it).</summary>
+    internal void RestoreCounters(long exits, bool sawUserModeSyscall)
+    {
+        Exits = exits;
+        SawUserModeSyscall = sawUserModeSyscall;
+    }
+
     /// <summary>Runs until the guest exits or another thread asks for a pause; returns the new state.</summary>
     public VcpuState Run()
     {

@@ -86,6 +86,19 @@ public sealed class FileData
         return Read(bytes, 0) == Length ? bytes : null;
     }
 
+    /// <summary>Snapshots: the host file behind an unchanged image file.</summary>
+    internal string? HostPath => _hostPath;
+
+    /// <summary>Snapshots: the extra-file bytes behind an unchanged image file.</summary>
+    internal byte[]? ImageBytes => _imageBytes;
+
+    /// <summary>Snapshots: the stored bytes of a layer file (past them it reads zeros up to Length).</summary>
+    internal ReadOnlySpan<byte> StoredBytes => _buffer.AsSpan(0, (int)_stored);
+
+    /// <summary>Snapshots: a layer file from its stored bytes and length.</summary>
+    internal static FileData FromLayer(byte[] stored, long length) =>
+        new() { _buffer = stored, _stored = stored.Length, Length = Math.Max(length, stored.Length) };
+
     private long CopyUp()
     {
         if (!IsImage) return 0;

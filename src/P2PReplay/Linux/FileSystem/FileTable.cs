@@ -102,6 +102,22 @@ public sealed class FileTable
         }
     }
 
+    /// <summary>Snapshots: the descriptor slots in order (null where closed).</summary>
+    internal IReadOnlyList<(OpenFile? File, bool CloseOnExec)> Entries => _entries;
+
+    internal ulong NextPipeInode
+    {
+        get => _nextPipeInode;
+        set => _nextPipeInode = value;
+    }
+
+    /// <summary>Snapshots: replaces the descriptor slots; reference counts come with the restored descriptions.</summary>
+    internal void RestoreEntries(IEnumerable<(OpenFile? File, bool CloseOnExec)> entries)
+    {
+        _entries.Clear();
+        _entries.AddRange(entries);
+    }
+
     private void Install(OpenFile file, int fd, bool closeOnExec)
     {
         while (_entries.Count <= fd) _entries.Add((null, false));

@@ -109,6 +109,18 @@ public sealed class FsNode
 
     internal bool HasHostListing => _hostDirectory is not null;
 
+    /// <summary>Snapshots: the host directory still to be listed (null once listed or for layer directories).</summary>
+    internal string? PendingHostDirectory => _hostDirectory;
+
+    /// <summary>Snapshots: the listed entries, or null when the directory was never listed.</summary>
+    internal SortedDictionary<string, FsNode>? ListedChildren => _children;
+
+    internal void RestoreDirectory(string? hostDirectory, SortedDictionary<string, FsNode>? children)
+    {
+        _hostDirectory = hostDirectory;
+        _children = children;
+    }
+
     internal void SetHostDirectory(string hostDirectory) => _hostDirectory = hostDirectory;
 
     /// <summary>The entries listed so far, sorted by name, without reading the host (state digests must not change state).</summary>

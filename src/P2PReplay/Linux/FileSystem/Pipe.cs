@@ -74,6 +74,24 @@ public sealed class Pipe(ulong inode)
         return n;
     }
 
+    /// <summary>Snapshots: the buffered bytes in reading order.</summary>
+    internal byte[] Contents()
+    {
+        var bytes = new byte[Count];
+        int first = Math.Min(Count, _buffer.Length - _start);
+        _buffer.AsSpan(_start, first).CopyTo(bytes);
+        _buffer.AsSpan(0, Count - first).CopyTo(bytes.AsSpan(first));
+        return bytes;
+    }
+
+    internal void RestoreContents(byte[] bytes)
+    {
+        _buffer = bytes.Length > 4096 ? (byte[])bytes.Clone() : new byte[4096];
+        bytes.CopyTo(_buffer, 0);
+        _start = 0;
+        Count = bytes.Length;
+    }
+
     private void EnsureCapacity(int needed)
     {
         if (needed <= _buffer.Length) return;

@@ -64,6 +64,16 @@ public sealed class VirtualFileSystem
 
     public string? ImageRoot { get; }
 
+    /// <summary>Snapshots: the next inode number to hand out.</summary>
+    internal ulong NextInode
+    {
+        get => _nextInode;
+        set => _nextInode = value;
+    }
+
+    /// <summary>Snapshots: the /proc/self/fd/N link nodes made so far.</summary>
+    internal Dictionary<int, FsNode> FdLinks => _fdLinks;
+
     public IReadOnlyDictionary<string, byte[]> ExtraFiles { get; }
 
     public FsNode Root { get; }

@@ -239,6 +239,15 @@ public sealed class AddressSpace
         _mapped.Insert(i, (start, end));
     }
 
+    /// <summary>Snapshots: puts back the memory map and break (protections and page tables are restored with guest memory).</summary>
+    internal void Restore(IEnumerable<(ulong Start, ulong End)> mapped, ulong brkStart, ulong brk)
+    {
+        _mapped.Clear();
+        _mapped.AddRange(mapped);
+        BrkStart = brkStart;
+        Brk = brk;
+    }
+
     private ulong FindFreeTopDown(ulong length)
     {
         ulong floor = Math.Max(GuestMemory.PageAlignUp(Brk), MinAddress);

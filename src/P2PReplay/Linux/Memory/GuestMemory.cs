@@ -55,6 +55,29 @@ public sealed unsafe class GuestMemory
 
     public ulong UserEnd { get; }
 
+    /// <summary>Snapshots: every page's protection (read-only view; restore with <see cref="RestoreProtections"/>).</summary>
+    internal ReadOnlySpan<Protection> Protections => _pages;
+
+    internal void RestoreProtections(ReadOnlySpan<Protection> pages)
+    {
+        if (pages.Length != _pages.Length) throw new ArgumentException("protection table size differs", nameof(pages));
+        pages.CopyTo(_pages);
+    }
+
+    /// <summary>Snapshots: the pages written since the last digest (guest and VMM), without ending the interval.</summary>
+    internal ulong[] PeekWrittenPages()
+    {
+        var taken = TakeWrittenPages();
+        for (int i = 0; i < taken.Length && i < _written.Length; i++) _written[i] |= taken[i];
+        return taken;
+    }
+
+    internal void RestoreWrittenPages(ReadOnlySpan<ulong> bitmap)
+    {
+        if (bitmap.Length != _written.Length) throw new ArgumentException("written-page bitmap size differs", nameof(bitmap));
+        bitmap.CopyTo(_written);
+    }
+
     public static ulong PageAlignDown(ulong value) => value & ~(PageSize - 1);
 
     public static ulong PageAlignUp(ulong value) => (value + PageSize - 1) & ~(PageSize - 1);
@@ -180,6 +203,40 @@ public sealed unsafe class GuestMemory
         MarkWritten(address, (ulong)length);
         // SAFETY: the range was bounds-checked against UserEnd just above.
         return new Span<byte>(_base + address, length);
+    }
+
+    /// <summary>
+    /// Tells which pages of a page-aligned range the host ever populated (one byte per page, bit 0 set when resident),
+    /// without touching them; false when it cannot tell. The VMM sets it (mincore on the guest mapping).
+    /// </summary>
+    public Func<ulong, ulong, byte[], bool>? Residency { get; set; }
+
+    private byte[] _residency = [];
+
+    /// <summary>
+    /// Copies guest bytes for digests without touching pages the host never populated (they read as zeros anyway):
+    /// reading such a page maps the host's shared zero page under the guest, and shadow paging (kvm_pvm) does not
+    /// always replace that mapping when the guest later writes there.
+    /// </summary>
+    public void CopyForDigest(ulong address, Span<byte> destination)
+    {
+        var source = UncheckedReadOnlySpan(address, destination.Length);
+        ulong first = PageAlignDown(address), end = PageAlignUp(address + (ulong)destination.Length);
+        int pages = (int)((end - first) >> PageShift);
+        if (_residency.Length < pages) _residency = new byte[pages];
+        if (Residency is null || !Residency(first, end - first, _residency))
+        {
+            source.CopyTo(destination);
+            return;
+        }
+        for (int i = 0; i < pages; i++)
+        {
+            ulong pageStart = Math.Max(first + ((ulong)i << PageShift), address);
+            ulong pageEnd = Math.Min(first + ((ulong)(i + 1) << PageShift), address + (ulong)destination.Length);
+            var part = destination.Slice((int)(pageStart - address), (int)(pageEnd - pageStart));
+            if ((_residency[i] & 1) != 0) source.Slice((int)(pageStart - address), part.Length).CopyTo(part);
+            else part.Clear();
+        }
     }
 
     /// <summary>Direct read access for the VMM (digests, exception frames); bypasses guest protections.</summary>

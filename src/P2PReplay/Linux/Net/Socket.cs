@@ -30,7 +30,7 @@ public sealed class Socket : OpenFile
 
     public int Family { get; }
 
-    public ulong Inode { get; }
+    public ulong Inode { get; internal set; }
 
     public SocketState State { get; internal set; }
 
@@ -75,6 +75,20 @@ public sealed class Socket : OpenFile
     public int GetOption(int level, int name, int fallback) => _options.TryGetValue((level, name), out int v) ? v : fallback;
 
     public void SetOption(int level, int name, int value) => _options[(level, name)] = value;
+
+    /// <summary>Snapshots: the socket options set, in a fixed order.</summary>
+    internal IEnumerable<KeyValuePair<(int Level, int Name), int>> Options => _options.OrderBy(o => o.Key.Level).ThenBy(o => o.Key.Name);
+
+    /// <summary>Snapshots: the unread bytes.</summary>
+    internal byte[] QueuedBytes() => _received.AsSpan(_start, _count).ToArray();
+
+    internal void RestoreQueue(byte[] bytes)
+    {
+        _received = bytes.Length > 4096 ? (byte[])bytes.Clone() : new byte[4096];
+        bytes.CopyTo(_received, 0);
+        _start = 0;
+        _count = bytes.Length;
+    }
 
     internal void Receive(ReadOnlySpan<byte> data)
     {

@@ -35,6 +35,21 @@ public sealed class VirtualNetwork(Func<IHostNetwork> host, Func<long>? monotoni
 
     internal ulong NextInode() => _nextInode++;
 
+    // Snapshots: the network's tables and counters.
+    internal Dictionary<int, Socket> Listeners => _listeners;
+
+    internal Dictionary<long, Socket> Connections => _connections;
+
+    internal HashSet<int> BoundPorts => _boundPorts;
+
+    internal Dictionary<long, PendingConnection> PendingByConnection => _pendingByConnection;
+
+    internal (int NextEphemeral, ulong NextInode, int LiveSockets, long Pumps, long NextLocalConnection) Counters
+    {
+        get => (_nextEphemeral, _nextInode, LiveSockets, Pumps, _nextLocalConnection);
+        set => (_nextEphemeral, _nextInode, LiveSockets, Pumps, _nextLocalConnection) = value;
+    }
+
     /// <summary>A fresh inode number for anonymous files (epoll).</summary>
     public ulong NextInodePublic() => _nextInode++;
 
@@ -253,5 +268,5 @@ internal sealed class PendingConnection(long connection, byte[] peerAddress, int
     public MemoryStream Received { get; } = new();
     public bool PeerClosed { get; set; }
     /// <summary>The guest's own client socket, for a connection made inside the guest.</summary>
-    public Socket? LocalClient { get; init; }
+    public Socket? LocalClient { get; set; }
 }

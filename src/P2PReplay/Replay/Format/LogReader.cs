@@ -43,6 +43,28 @@ public sealed class LogReader : IDisposable
         LastGoodOffset = _position;
     }
 
+    /// <summary>
+    /// Reads the tail of a log: <paramref name="input"/> starts at the chunk that has sequence number
+    /// <paramref name="firstChunk"/> and starts at byte <paramref name="firstOffset"/> of the whole log (no stream header
+    /// comes first). A tail cut at another place fails at its first chunk (bad magic or sequence number).
+    /// </summary>
+    public LogReader(Stream input, int firstChunk, long firstOffset, bool leaveOpen = false)
+    {
+        ArgumentNullException.ThrowIfNull(input);
+        ArgumentOutOfRangeException.ThrowIfNegative(firstChunk);
+        ArgumentOutOfRangeException.ThrowIfLessThan(firstOffset, LogFormat.StreamHeaderSize);
+        _input = input;
+        _leaveOpen = leaveOpen;
+        _position = firstOffset;
+        ChunksRead = firstChunk;
+        LastGoodOffset = firstOffset;
+    }
+
+    /// <summary>Where the record after the last one returned is: its chunk and index (the next chunk's start at a boundary).</summary>
+    public LogPosition Position => _next < _records.Count
+        ? new LogPosition(_chunkSequence, _chunkOffset, _next)
+        : new LogPosition(ChunksRead, LastGoodOffset, 0);
+
     /// <summary>Why reading stopped; <see cref="LogEnd.None"/> until TryRead returns false.</summary>
     public LogEnd End { get; private set; }
 
@@ -61,8 +83,9 @@ public sealed class LogReader : IDisposable
         {
             if (_next < _records.Count)
             {
-                var (kind, start, length) = _records[_next++];
-                record = new LogRecord(kind, new ReadOnlyMemory<byte>(_chunk, start, length), _chunkSequence, _chunkOffset);
+                int index = _next++;
+                var (kind, start, length) = _records[index];
+                record = new LogRecord(kind, new ReadOnlyMemory<byte>(_chunk, start, length), _chunkSequence, _chunkOffset, index);
                 RecordsRead++;
                 return true;
             }
