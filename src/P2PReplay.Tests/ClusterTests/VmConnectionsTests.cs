@@ -338,4 +338,30 @@ public sealed class VmConnectionsTests
         log.Unseal();
         Assert.Equal(160, log.ShippableLength);
     }
+
+    [Fact]
+    public void A_replicas_connection_state_travels_with_a_checkpoint_and_resumes_after_promotion()
+    {
+        using var replica = new Harness(live: false);
+        replica.Connections.Listen(7000);
+        replica.Exit = 5;
+        replica.Connections.Replayed([NetEvent.Connect(7000, 9, [10, 0, 0, 7], 4321), NetEvent.Bytes(9, Encoding.ASCII.GetBytes("GET a\n"))]);
+        replica.Connections.Send(9, Encoding.ASCII.GetBytes("VALUE x\n"));
+        byte[] state = replica.Connections.CaptureReplicaState();
+
+        // A replica started from that checkpoint, promoted: it resumes the connection at the front end's offsets.
+        using var restored = new Harness(live: false);
+        restored.Connections.RestoreReplicaState(state);
+        Assert.Equal(1, restored.Connections.Count);
+        restored.Released = 10;
+        restored.Connections.GoLive(1, () => restored.Released, () => { });
+        restored.Open(9, outputHeld: 0, inputCommitted: 6);
+        var output = restored.WaitFor(m => m.Type == NetMessageType.Output && m.Connection == 9, "the output the front end lacks");
+        Assert.Equal("VALUE x\n", Encoding.ASCII.GetString(output.Data.Span));
+        var resync = restored.WaitFor(m => m.Type == NetMessageType.State && m.Connection == 9, "the input state");
+        Assert.Equal(6UL, resync.Offset);
+
+        Assert.Throws<InvalidDataException>(() => new Harness(live: false).Connections.RestoreReplicaState(state[..^3]));
+        Assert.Throws<InvalidDataException>(() => new Harness(live: false).Connections.RestoreReplicaState([1, 2, 3, 4, 5]));
+    }
 }

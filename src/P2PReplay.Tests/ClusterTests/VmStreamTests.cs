@@ -23,7 +23,8 @@ public sealed class VmStreamTests
     public void Fuzzed_messages_throw_only_format_errors()
     {
         var random = new Random(5);
-        byte[][] valid = [VmMessage.LogData("vm-1", 1, 0, new byte[40]).Encode(), VmMessage.Ack("vm-1", 1, 10, 3, ReplicaState.Finished).Encode(), VmMessage.Heartbeat("vm", 2, 1, 1, false).Encode()];
+        byte[][] valid = [VmMessage.LogData("vm-1", 1, 0, new byte[40]).Encode(), VmMessage.Ack("vm-1", 1, 10, 3, ReplicaState.Finished).Encode(), VmMessage.Heartbeat("vm", 2, 1, 1, false).Encode(),
+            VmMessage.CheckpointRequest("vm", 2).Encode(), VmMessage.CheckpointData("vm", 2, 500, 16, 64, new byte[20]).Encode()];
         for (int round = 0; round < 20_000; round++)
         {
             byte[] bytes = (byte[])valid[round % valid.Length].Clone();
@@ -126,5 +127,90 @@ public sealed class VmStreamTests
         // c comes back with less than it had (its daemon restarted): it catches up again before it counts.
         streamer.OnAck("c", Ack(0));
         Assert.Equal(long.MaxValue, streamer.ReleasedExit());
+    }
+
+    [Fact]
+    public void Checkpoint_messages_round_trip_and_out_of_range_pieces_are_refused()
+    {
+        var request = VmMessage.Decode(VmMessage.CheckpointRequest("web", 4).Encode());
+        Assert.Equal((VmMessageType.CheckpointRequest, "web", 4UL), (request.Type, request.Vm, request.Epoch));
+        var piece = VmMessage.Decode(VmMessage.CheckpointData("web", 4, 9000, 512, 2048, new byte[] { 7, 8 }).Encode());
+        Assert.Equal((VmMessageType.CheckpointData, 9000L, 512UL, 2048UL), (piece.Type, piece.Exit, piece.Offset, piece.LogBytes));
+        Assert.Equal(new byte[] { 7, 8 }, piece.Data.ToArray());
+        var heartbeat = VmMessage.Decode(VmMessage.Heartbeat("web", 4, 1, 100, false, heldFrom: 64).Encode());
+        Assert.Equal(64UL, heartbeat.Offset);
+        // A piece past the checkpoint's end, an empty one, a checkpoint over the limit: refused.
+        Assert.Throws<VmWireFormatException>(() => VmMessage.Decode(VmMessage.CheckpointData("web", 4, 0, 2047, 2048, new byte[] { 1, 2 }).Encode()));
+        Assert.Throws<VmWireFormatException>(() => VmMessage.Decode(VmMessage.CheckpointData("web", 4, 0, 0, 2048, ReadOnlyMemory<byte>.Empty).Encode()));
+        Assert.Throws<VmWireFormatException>(() => VmMessage.Decode(VmMessage.CheckpointData("web", 4, 0, 0, (ulong)Checkpoint.MaxBytes + 1, new byte[1]).Encode()));
+    }
+
+    [Fact]
+    public void Checkpoints_assemble_from_pieces_in_order_and_a_tampered_one_is_refused()
+    {
+        byte[] snapshot = [.. Enumerable.Range(0, 3000).Select(i => (byte)i)];
+        byte[] connections = [1, 2, 3, 4];
+        var made = Checkpoint.Create(12345, 77, snapshot, connections);
+        var parsed = Checkpoint.Parse(made.Encoded);
+        Assert.Equal(12345, parsed.TailOffset);
+        Assert.Equal(snapshot, parsed.Snapshot.ToArray());
+        Assert.Equal(connections, parsed.Connections);
+
+        var assembly = new CheckpointAssembly();
+        ulong total = (ulong)made.Encoded.Length;
+        Assert.Null(assembly.Offer(12345, 0, total, made.Encoded.AsSpan(0, 1000)));
+        // Out of order: ignored (the sender resends from the start).
+        Assert.Null(assembly.Offer(12345, 2000, total, made.Encoded.AsSpan(2000, 100)));
+        Assert.Null(assembly.Offer(12345, 1000, total, made.Encoded.AsSpan(1000, 1000)));
+        var whole = assembly.Offer(12345, 2000, total, made.Encoded.AsSpan(2000));
+        Assert.NotNull(whole);
+        Assert.Equal(made.Encoded, whole.Encoded);
+
+        byte[] tampered = (byte[])made.Encoded.Clone();
+        tampered[^10] ^= 1;
+        Assert.Throws<CheckpointFormatException>(() => Checkpoint.Parse(tampered));
+        Assert.Throws<CheckpointFormatException>(() => assembly.Offer(12345, 0, (ulong)tampered.Length, tampered));
+        Assert.Throws<CheckpointFormatException>(() => Checkpoint.Parse(made.Encoded[..^1]));
+
+        var random = new Random(9);
+        for (int round = 0; round < 5000; round++)
+        {
+            byte[] bytes = (byte[])made.Encoded.Clone();
+            for (int flips = random.Next(1, 4); flips > 0; flips--) bytes[random.Next(64)] = (byte)random.Next(256);
+            if (random.Next(3) == 0) bytes = bytes[..random.Next(bytes.Length)];
+            try
+            {
+                Checkpoint.Parse(bytes);
+            }
+            catch (CheckpointFormatException)
+            {
+            }
+        }
+    }
+
+    [Fact]
+    public void A_truncated_log_keeps_offsets_and_reads_nothing_before_its_start()
+    {
+        var log = new LogBuffer();
+        log.Append(new byte[100]);
+        log.Mark(1);
+        log.Append(Enumerable.Range(0, 50).Select(i => (byte)i).ToArray());
+        log.Mark(2);
+        Assert.Equal(0, log.TruncateBefore(99));
+        Assert.Equal(100, log.TruncateBefore(120));
+        Assert.Equal(100, log.Start);
+        Assert.Equal(150, log.Length);
+        Assert.Empty(log.Read(50, 10));
+        Assert.Equal(new byte[] { 5, 6, 7 }, log.Read(105, 3));
+        Assert.Equal(2, log.ExitCoveredBy(150));
+        Assert.Equal(1, log.ExitCoveredBy(100));
+
+        // A replica that starts from a checkpoint holds the log from its tail offset.
+        var tail = new LogBuffer(4096);
+        var stream = new LiveLogStream(tail);
+        Assert.False(stream.Offer(0, new byte[] { 1 }));
+        Assert.True(stream.Offer(4096, new byte[] { 1, 2 }));
+        Assert.Equal(4098, stream.Received);
+        Assert.Equal(4096, stream.ReadPosition);
     }
 }

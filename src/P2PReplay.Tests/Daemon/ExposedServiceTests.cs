@@ -27,9 +27,9 @@ public sealed partial class ExposedServiceTests
         return Encoding.UTF8.GetString(await client.GetBytesAsync($"/v1/vms/{name}/logs"));
     }
 
-    private static async Task<(List<DaemonProcess> Daemons, List<string> Ids, int HostPort)> StartServerAsync(string name, int replicas)
+    private static async Task<(List<DaemonProcess> Daemons, List<string> Ids, int HostPort)> StartServerAsync(string name, int replicas, IReadOnlyList<string>? extraArguments = null)
     {
-        var daemons = await ClusterProcessTests.FormClusterAsync(3, distinctHosts: true);
+        var daemons = await ClusterProcessTests.FormClusterAsync(3, distinctHosts: true, extraArguments: extraArguments);
         var ids = new List<string>();
         foreach (var daemon in daemons) ids.Add((await daemon.StatusAsync()).NodeId);
         int hostPort = DaemonProcess.FreePort();

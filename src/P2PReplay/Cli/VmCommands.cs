@@ -109,7 +109,7 @@ internal static class VmCommands
         text.Append(CultureInfo.InvariantCulture, $"program   {string.Join(' ', vm.Arguments)} (sha256 {vm.ImageHash})\n");
         text.Append(CultureInfo.InvariantCulture, $"primary   {vm.Primary}\n");
         text.Append(CultureInfo.InvariantCulture, $"replicas  {string.Join(", ", vm.Replicas)}\n");
-        text.Append(CultureInfo.InvariantCulture, $"here      {vm.Role}: {vm.State}{(vm.Error is null ? "" : $" ({vm.Error})")}, {vm.Exits} exits, {vm.LogBytes} log bytes\n");
+        text.Append(CultureInfo.InvariantCulture, $"here      {vm.Role}: {vm.State}{(vm.Error is null ? "" : $" ({vm.Error})")}, {vm.Exits} exits, {vm.LogBytes} log bytes{(vm.LogStart > 0 ? $" (held from byte {vm.LogStart})" : "")}{(vm.CheckpointOffset >= 0 ? $", checkpoint at byte {vm.CheckpointOffset}" : "")}\n");
         foreach (var replica in vm.ReplicaStatus)
         {
             string lag = replica.LagMs is long ms ? $"{replica.LagExits} exits / {ms} ms behind" : $"{replica.LagExits} exits behind";

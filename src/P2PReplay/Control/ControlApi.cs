@@ -129,7 +129,11 @@ internal static class ControlApi
     private static VmBody ToBody(Cluster.Vms.VmView view) => new(
         view.Placement.Vm, view.Placement.Epoch, view.Placement.Primary, view.Placement.Replicas, view.Placement.ImageHash,
         view.Placement.Spec?.ProgramPath ?? "", view.Placement.Spec?.Arguments ?? [], view.Role, view.State, view.Error, view.Exits, view.LogBytes,
-        view.Replicas.Select(r => new ReplicaBody(r.NodeId, r.State, r.ReplayedExits, r.ReceivedBytes, r.LagExits, r.LagMs < 0 ? null : r.LagMs, r.Live)).ToList());
+        view.Replicas.Select(r => new ReplicaBody(r.NodeId, r.State, r.ReplayedExits, r.ReceivedBytes, r.LagExits, r.LagMs < 0 ? null : r.LagMs, r.Live)).ToList())
+    {
+        LogStart = view.LogStart,
+        CheckpointOffset = view.CheckpointOffset,
+    };
 
     private static StatusBody ToBody(NodeStatus status) => new(
         status.NodeId, status.Address, status.Site, status.InCluster, status.RaftState, status.Leader, status.Term, status.CommitIndex,

@@ -67,7 +67,14 @@ internal sealed record VmBody(
     string? Error,
     long Exits,
     long LogBytes,
-    IReadOnlyList<ReplicaBody> ReplicaStatus);
+    IReadOnlyList<ReplicaBody> ReplicaStatus)
+{
+    /// <summary>This node's copy holds the log from this byte on (the part before is behind a checkpoint).</summary>
+    public long LogStart { get; init; }
+
+    /// <summary>The log offset of the latest checkpoint this copy holds (-1: none).</summary>
+    public long CheckpointOffset { get; init; } = -1;
+}
 
 [JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.SnakeCaseLower, WriteIndented = true,
     DefaultIgnoreCondition = JsonIgnoreCondition.Never)]

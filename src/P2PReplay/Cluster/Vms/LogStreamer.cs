@@ -49,6 +49,9 @@ internal sealed class LogStreamer : IDisposable
     private Checkpoint? latest;
     private readonly Dictionary<string, CheckpointAssembly> assemblies = new(StringComparer.Ordinal);
     private long checkpointAskedMs = long.MinValue / 2;
+    private long checkpointAdoptedMs = long.MinValue / 2;
+    /// <summary>At most one checkpoint a second, however fast the log grows (each costs a replica a pause).</summary>
+    private const long MinCheckpointIntervalMs = 1000;
 
     /// <summary>After this much log beyond the latest checkpoint, a replica is asked for a new one.</summary>
     public long CheckpointEveryBytes { get; init; } = 64L << 20;
@@ -112,7 +115,7 @@ internal sealed class LogStreamer : IDisposable
                             .Select(r => (long)r.ReceivedBytes).DefaultIfEmpty(long.MaxValue).Min();
                         log.TruncateBefore(Math.Min(current.TailOffset, held));
                     }
-                    if (log.ShippableLength - (latest?.TailOffset ?? 0) >= CheckpointEveryBytes && now - checkpointAskedMs > 10_000)
+                    if (log.ShippableLength - (latest?.TailOffset ?? 0) >= CheckpointEveryBytes && now - checkpointAskedMs > 10_000 && now - checkpointAdoptedMs >= MinCheckpointIntervalMs)
                     {
                         donor = replicas.Values.Where(r => r.InSync && r.Heard && r.State == ReplicaState.Replaying && now - r.LastAckMs <= LiveAckMs)
                             .OrderByDescending(r => r.ReplayedExit).FirstOrDefault();
@@ -145,6 +148,7 @@ internal sealed class LogStreamer : IDisposable
             if (complete.TailOffset < log.Start || complete.TailOffset > log.Length) return;
             latest = complete;
             checkpointAskedMs = long.MinValue / 2;
+            checkpointAdoptedMs = nowMs();
             others = [.. replicas.Values.Where(r => r.NodeId != nodeId).Select(r => (r.NodeId, r.Address))];
         }
         CheckpointAdopted?.Invoke(nodeId, complete);

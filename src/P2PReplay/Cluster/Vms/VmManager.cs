@@ -8,7 +8,9 @@ internal sealed record VmView(
     string? Error,
     long Exits,
     long LogBytes,
-    IReadOnlyList<ReplicaView> Replicas);
+    IReadOnlyList<ReplicaView> Replicas,
+    long LogStart = 0,
+    long CheckpointOffset = -1);
 
 /// <summary>One replica's position as its primary sees it (or as the replica itself sees it).</summary>
 internal sealed record ReplicaView(string NodeId, string State, long ReplayedExits, long ReceivedBytes, long LagExits, long LagMs, bool Live);
@@ -312,17 +314,17 @@ internal sealed class VmManager(string selfId, Transport.PeerNetwork network, Mi
             if (primaries.TryGetValue(placement.Vm, out var primary) && primary.Placement.Epoch == placement.Epoch)
             {
                 var vm = primary.Vm;
-                return new VmView(placement, "primary", vm.State, vm.Error, vm.Exits, vm.LogBytes, ReplicaViews(vm.Streamer, vm.Exits, now));
+                return new VmView(placement, "primary", vm.State, vm.Error, vm.Exits, vm.LogBytes, ReplicaViews(vm.Streamer, vm.Exits, now), vm.Log.Start, vm.Streamer.Latest?.TailOffset ?? -1);
             }
             if (replicas.TryGetValue(placement.Vm, out var replica) && replica.Placement.Epoch == placement.Epoch)
             {
                 string state = replica.State.ToString().ToLowerInvariant() + (replica.ExitStatus is { } exit ? $" ({exit})" : "");
                 if (replica.Streamer is { } streamer && replica.WentLiveAtExit is not null)
-                    return new VmView(placement, "primary", replica.State == ReplicaState.Replaying ? $"running, live since exit {replica.WentLiveAtExit}" : state, replica.Error, replica.ReplayedExits, streamer.Log.Length, ReplicaViews(streamer, replica.ReplayedExits, now));
+                    return new VmView(placement, "primary", replica.State == ReplicaState.Replaying ? $"running, live since exit {replica.WentLiveAtExit}" : state, replica.Error, replica.ReplayedExits, streamer.Log.Length, ReplicaViews(streamer, replica.ReplayedExits, now), streamer.Log.Start, streamer.Latest?.TailOffset ?? -1);
                 if (replica.Promoted)
-                    return new VmView(placement, "primary", "taking over: replaying what it received", replica.Error, replica.ReplayedExits, replica.ReceivedBytes, []);
+                    return new VmView(placement, "primary", "taking over: replaying what it received", replica.Error, replica.ReplayedExits, replica.ReceivedBytes, [], replica.LogStart, replica.LatestCheckpoint?.TailOffset ?? -1);
                 var self = new ReplicaView(selfId, state, replica.ReplayedExits, replica.ReceivedBytes, Math.Max(0, replica.PrimaryExits - replica.ReplayedExits), -1, true);
-                return new VmView(placement, "replica", state, replica.Error, replica.PrimaryExits, replica.PrimaryLogBytes, [self]);
+                return new VmView(placement, "replica", state, replica.Error, replica.PrimaryExits, replica.PrimaryLogBytes, [self], replica.LogStart, replica.LatestCheckpoint?.TailOffset ?? -1);
             }
             return new VmView(placement, "none", "runs elsewhere", null, 0, 0, []);
         }
