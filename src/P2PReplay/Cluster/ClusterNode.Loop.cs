@@ -68,6 +68,7 @@ internal sealed partial class ClusterNode
         vms = new VmManager(identity.NodeId, peers, loggers.CreateLogger("p2preplay.vm"), () => NowMs, processStartUnixMs)
         {
             NetLink = netLink,
+            Images = images = new Images.ImageService(ImageStore(), peers, loggers.CreateLogger("p2preplay.image")),
             FailpointCorruptReplicaRandom = (Environment.GetEnvironmentVariable("P2PREPLAY_FAILPOINTS") ?? "").Split(',').Contains("replica-corrupt-random"),
         };
         frontEnd = new FrontEnd(netLink, config.ExposeAddress ?? config.Listen.Address, loggers.CreateLogger("p2preplay.frontend"), () => NowMs,
@@ -279,6 +280,9 @@ internal sealed partial class ClusterNode
                 break;
             case ChannelKind.VmNet:
                 OnNetMessage(message);
+                break;
+            case ChannelKind.Image:
+                images?.OnMessage(message);
                 break;
             default:
                 ClusterLog.DroppedMessage(logger, message.Kind.ToString(), message.RemoteNodeId, "no handler for this channel");

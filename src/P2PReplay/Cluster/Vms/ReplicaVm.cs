@@ -58,6 +58,9 @@ internal sealed class ReplicaVm : IDisposable
     /// wrong random bytes, as a faulty machine would, so its replay must diverge and be caught.</summary>
     public bool CorruptRandomInput { get; init; }
 
+    /// <summary>The VM's image root once present in the local store (null: no image); the replay starts only then.</summary>
+    public Task<string>? Image { get; init; }
+
     public ReplicaVm(Placement placement, string primaryAddress, PeerNetwork network, ILogger logger, Func<long> nowMs, VmNetLink? netLink = null)
     {
         this.placement = placement;
@@ -132,8 +135,9 @@ internal sealed class ReplicaVm : IDisposable
         Recorder? recorder = null;
         try
         {
+            string? root = Image?.WaitAsync(stopping.Token).GetAwaiter().GetResult();
             using var replayer = new Replayer(stream);
-            var config = RecordingSession.RecreateConfiguration(replayer.Header, null, null);
+            var config = RecordingSession.RecreateConfiguration(replayer.Header, root, null);
             var vmHost = new VmHost(output, () => vm.Exits, connections);
             IHostEnvironment replaying = new ReplayingHost(replayer, vmHost) { NetworkObserver = connections };
             if (CorruptRandomInput) replaying = new CorruptRandomHost(replaying);
@@ -179,6 +183,11 @@ internal sealed class ReplicaVm : IDisposable
             State = ReplicaState.Diverged;
             Error = e.Message;
             VmLog.ReplicaDiverged(logger, placement.Vm, e.Message);
+        }
+        catch (OperationCanceledException) when (stopping.IsCancellationRequested || Image?.IsCanceled == true)
+        {
+            State = ReplicaState.Finished;
+            ExitStatus = "stopped";
         }
         catch (ReplayTruncatedException) when (stopping.IsCancellationRequested || promotion is null)
         {
