@@ -1,0 +1,99 @@
+using System.Text;
+using P2PReplay.Cluster.Images;
+using P2PReplay.Control;
+using P2PReplay.Replay;
+using P2PReplay.Tests.Support;
+
+namespace P2PReplay.Tests.Daemon;
+
+/// <summary>`vm create --image DIR` on three real daemons: the image reaches every copy by its hash.</summary>
+[Collection("daemons")]
+public sealed class ImageVmTests
+{
+    private static async Task<VmBody> ShowAsync(DaemonProcess daemon, string name)
+    {
+        using var client = daemon.Client();
+        return await client.GetAsync($"/v1/vms/{name}", ControlJsonContext.Default.VmBody);
+    }
+
+    private static ulong Fnv1a(byte[] bytes)
+    {
+        ulong hash = 1469598103934665603UL;
+        foreach (byte b in bytes) hash = (hash ^ b) * 1099511628211UL;
+        return hash;
+    }
+
+    [KvmFact]
+    public async Task A_vm_created_from_an_image_runs_on_three_daemons_each_holding_the_verified_image()
+    {
+        string image = Directory.CreateTempSubdirectory("p2preplay-image-").FullName;
+        var daemons = await ClusterProcessTests.FormClusterAsync(3);
+        try
+        {
+            // The image: the guest program and its data; the data reaches the other nodes only inside the image.
+            Directory.CreateDirectory(Path.Combine(image, "bin"));
+            Directory.CreateDirectory(Path.Combine(image, "data"));
+            File.Copy(Repo.Guest("musl", "readfile"), Path.Combine(image, "bin", "readfile"));
+            File.SetUnixFileMode(Path.Combine(image, "bin", "readfile"), (UnixFileMode)0x1ED);
+            File.WriteAllText(Path.Combine(image, "data", "hello.txt"), "hello from the image\n");
+            byte[] values = Enumerable.Range(0, 700_000).Select(i => (byte)(i * 31 % 251)).ToArray(); // three transfer chunks
+            File.WriteAllBytes(Path.Combine(image, "data", "values.bin"), values);
+            File.CreateSymbolicLink(Path.Combine(image, "data", "greeting"), "hello.txt");
+            string hash = ImageHash.Compute(image);
+
+            var (code, output) = await Cli.RunAsync(["vm", "create", "img", "--replicas", "2", "--image", image, "--socket", daemons[1].Socket,
+                "--", "/bin/readfile", "/data/greeting", "/data/values.bin"]);
+            Assert.True(code == 0, output);
+            var placement = await ShowAsync(daemons[0], "img");
+            Assert.Equal(hash, placement.ImageHash);
+            Assert.Equal("/bin/readfile", placement.Program);
+
+            var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(60);
+            var views = new List<VmBody>();
+            while (DateTime.UtcNow < deadline)
+            {
+                views.Clear();
+                foreach (var daemon in daemons) views.Add(await ShowAsync(daemon, "img"));
+                if (views.All(v => v.State.StartsWith("exited ", StringComparison.Ordinal) || v.State.StartsWith("finished (", StringComparison.Ordinal) || v.Error is not null)) break;
+                await Task.Delay(100);
+            }
+            Assert.All(views, v => Assert.Null(v.Error));
+            Assert.Equal("exited 0", views.Single(v => v.Role == "primary").State);
+            Assert.All(views.Where(v => v.Role == "replica"), v => Assert.Matches(@"finished \(exited 0, \d+ digests verified\)", v.State));
+
+            // Every node's store holds the image under its hash, and its content verifies.
+            foreach (var daemon in daemons)
+            {
+                string stored = Path.Combine(daemon.DataDir, "images", hash);
+                Assert.True(Directory.Exists(stored), $"{daemon.Address} has no {stored}");
+                Assert.Equal(hash, ImageHash.Compute(stored));
+            }
+            // The creator imported it; the two others fetched it by hash from a peer.
+            Assert.Contains($"image {hash}: imported from {image}", daemons[1].Log, StringComparison.Ordinal);
+            Assert.Contains($"image {hash}: fetched from", daemons[0].Log, StringComparison.Ordinal);
+            Assert.Contains($"image {hash}: fetched from", daemons[2].Log, StringComparison.Ordinal);
+
+            // The same output on every copy: the file read through the image's symlink and the big file's checksum.
+            var outputs = new List<string>();
+            foreach (var daemon in daemons)
+            {
+                using var client = daemon.Client();
+                outputs.Add(Encoding.UTF8.GetString(await client.GetBytesAsync("/v1/vms/img/logs")));
+            }
+            Assert.Contains("hello from the image\n", outputs[0], StringComparison.Ordinal);
+            Assert.Contains($"/data/values.bin: {values.Length} bytes, fnv1a 0x{Fnv1a(values):x16}\n", outputs[0], StringComparison.Ordinal);
+            Assert.EndsWith("done\n", outputs[0], StringComparison.Ordinal);
+            Assert.All(outputs, o => Assert.Equal(outputs[0], o));
+
+            // A program that is not in the image is refused at create time.
+            (code, output) = await Cli.RunAsync(["vm", "create", "missing", "--image", image, "--socket", daemons[0].Socket, "--", "/bin/nothere"]);
+            Assert.NotEqual(0, code);
+            Assert.Contains("holds no readable program /bin/nothere", output, StringComparison.Ordinal);
+        }
+        finally
+        {
+            foreach (var daemon in daemons) await daemon.DisposeAsync();
+            ImageStore.ForceDelete(image);
+        }
+    }
+}
