@@ -96,4 +96,77 @@ public sealed class ImageVmTests
             ImageStore.ForceDelete(image);
         }
     }
+
+    [KvmFact]
+    public async Task Copies_that_cannot_get_their_image_say_so_keep_retrying_and_stop_cleanly()
+    {
+        string image = Directory.CreateTempSubdirectory("p2preplay-image-").FullName;
+        // Every daemon refuses to send images: the two nodes that did not import it can never fetch it.
+        var daemons = await ClusterProcessTests.FormClusterAsync(3, new Dictionary<string, string> { ["P2PREPLAY_FAILPOINTS"] = "image-serve-refuse" });
+        try
+        {
+            Directory.CreateDirectory(Path.Combine(image, "bin"));
+            File.Copy(Repo.Guest("musl", "hello"), Path.Combine(image, "bin", "hello"));
+            string hash = ImageHash.Compute(image);
+            var (code, output) = await Cli.RunAsync(["vm", "create", "stuck", "--replicas", "2", "--image", image, "--socket", daemons[1].Socket, "--", "/bin/hello"]);
+            Assert.True(code == 0, output);
+
+            var fetchers = new[] { daemons[0], daemons[2] };
+            var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(20);
+            var states = new List<string>();
+            while (true)
+            {
+                states.Clear();
+                foreach (var daemon in fetchers) states.Add((await ShowAsync(daemon, "stuck")).State);
+                if (states.All(s => s.Contains("refused: failpoint image-serve-refuse", StringComparison.Ordinal))) break;
+                Assert.True(DateTime.UtcNow < deadline, string.Join(" | ", states));
+                await Task.Delay(100);
+            }
+            Assert.All(states, s => Assert.StartsWith("fetching image (attempt ", s, StringComparison.Ordinal));
+            // It is retried (the attempt count grows), and nothing crashes meanwhile.
+            static int Attempts(string state) => int.Parse(System.Text.RegularExpressions.Regex.Match(state, @"attempt (\d+)").Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture);
+            int before = Attempts(states[0]);
+            deadline = DateTime.UtcNow + TimeSpan.FromSeconds(20);
+            while (Attempts((await ShowAsync(fetchers[0], "stuck")).State) <= before)
+            {
+                Assert.True(DateTime.UtcNow < deadline, "no retry within 20 s");
+                await Task.Delay(100);
+            }
+            Assert.All(daemons, d => Assert.False(d.HasExited));
+            Assert.All(fetchers, d => Assert.False(Directory.Exists(Path.Combine(d.DataDir, "images", hash))));
+            Assert.True(Directory.Exists(Path.Combine(daemons[1].DataDir, "images", hash)));
+
+            // Stopping the VM stops copies still waiting for their image, promptly.
+            (code, output) = await Cli.RunAsync(["vm", "stop", "stuck", "--socket", daemons[0].Socket]);
+            Assert.True(code == 0, output);
+            // A daemon answers 404 only after the removal was applied and its copies were stopped (both on its loop;
+            // a copy that does not stop within 5 s is logged then).
+            foreach (var daemon in daemons)
+            {
+                deadline = DateTime.UtcNow + TimeSpan.FromSeconds(20);
+                while (true)
+                {
+                    using var client = daemon.Client();
+                    try
+                    {
+                        await client.GetAsync("/v1/vms/stuck", ControlJsonContext.Default.VmBody);
+                    }
+                    catch (ControlException)
+                    {
+                        break;
+                    }
+                    Assert.True(DateTime.UtcNow < deadline, $"{daemon.Address} still shows the VM");
+                    await Task.Delay(100);
+                }
+            }
+            await Task.Delay(500); // the console logger writes from a queue
+            Assert.All(daemons, d => Assert.DoesNotContain("did not stop", d.Log, StringComparison.Ordinal));
+            Assert.All(daemons, d => Assert.False(d.HasExited));
+        }
+        finally
+        {
+            foreach (var daemon in daemons) await daemon.DisposeAsync();
+            ImageStore.ForceDelete(image);
+        }
+    }
 }

@@ -68,7 +68,10 @@ internal sealed partial class ClusterNode
         vms = new VmManager(identity.NodeId, peers, loggers.CreateLogger("p2preplay.vm"), () => NowMs, processStartUnixMs)
         {
             NetLink = netLink,
-            Images = images = new Images.ImageService(ImageStore(), peers, loggers.CreateLogger("p2preplay.image")),
+            Images = images = new Images.ImageService(ImageStore(), peers, loggers.CreateLogger("p2preplay.image"))
+            {
+                RefuseToServe = (Environment.GetEnvironmentVariable("P2PREPLAY_FAILPOINTS") ?? "").Split(',').Contains("image-serve-refuse"),
+            },
             FailpointCorruptReplicaRandom = (Environment.GetEnvironmentVariable("P2PREPLAY_FAILPOINTS") ?? "").Split(',').Contains("replica-corrupt-random"),
         };
         frontEnd = new FrontEnd(netLink, config.ExposeAddress ?? config.Listen.Address, loggers.CreateLogger("p2preplay.frontend"), () => NowMs,

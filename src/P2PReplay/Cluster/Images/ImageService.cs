@@ -46,6 +46,10 @@ internal sealed class ImageService(ImageStore store, PeerNetwork network, ILogge
     /// <summary>A transfer fails when its sender says nothing for this long.</summary>
     public TimeSpan IdleTimeout { get; init; } = TimeSpan.FromSeconds(10);
 
+    /// <summary>Test fault injection (P2PREPLAY_FAILPOINTS=image-serve-refuse): this node refuses every image request,
+    /// so the nodes that need an image from it keep failing, report it and retry.</summary>
+    public bool RefuseToServe { get; init; }
+
     /// <summary>Pause after trying every candidate once (doubles each round up to 10 s).</summary>
     public TimeSpan RetryDelay { get; init; } = TimeSpan.FromMilliseconds(500);
 
@@ -280,6 +284,11 @@ internal sealed class ImageService(ImageStore store, PeerNetwork network, ILogge
         }
         try
         {
+            if (RefuseToServe)
+            {
+                await SendAsync(address, ImageMessage.ErrorOf(id, "failpoint image-serve-refuse")).ConfigureAwait(false);
+                return;
+            }
             if (store.Find(hash) is not { } root)
             {
                 await SendAsync(address, ImageMessage.ErrorOf(id, "this node does not hold that image")).ConfigureAwait(false);
