@@ -176,4 +176,15 @@ public sealed class ImageStoreTests : IDisposable
         }
         Assert.Contains("not a file, directory or symlink", Assert.Throws<ImageException>(() => NewStore().Import(source)).Message, StringComparison.Ordinal);
     }
+
+    [Fact]
+    public void The_cli_names_the_program_by_its_path_inside_the_image()
+    {
+        string source = MakeTree(scratch);
+        Assert.Equal("/bin/app", P2PReplay.Cli.VmCommands.InImage(source, "/bin/app"));
+        Assert.Equal("/bin/app", P2PReplay.Cli.VmCommands.InImage(source, "bin/app"));
+        // A host path into the image directory is made relative to it.
+        Assert.Equal("/bin/app", P2PReplay.Cli.VmCommands.InImage(source, Path.Combine(source, "bin", "app")));
+        Assert.Equal("/bin/app", P2PReplay.Cli.VmCommands.InImage(source + "/", Path.Combine(source, "bin", "app")));
+    }
 }
