@@ -187,4 +187,25 @@ public sealed class ImageStoreTests : IDisposable
         Assert.Equal("/bin/app", P2PReplay.Cli.VmCommands.InImage(source, Path.Combine(source, "bin", "app")));
         Assert.Equal("/bin/app", P2PReplay.Cli.VmCommands.InImage(source + "/", Path.Combine(source, "bin", "app")));
     }
+
+    [Fact]
+    public void A_tree_received_while_a_corrupt_one_holds_its_name_replaces_it_and_concurrent_imports_agree()
+    {
+        string source = MakeTree(scratch);
+        string hash = ImageHash.Compute(source);
+        string images = Path.Combine(scratch, "images");
+        var store = NewStore();
+        // A corrupt tree appears under the name after the store opened (not yet verified by this process).
+        Directory.CreateDirectory(Path.Combine(images, hash));
+        File.WriteAllText(Path.Combine(images, hash, "junk"), "junk");
+        Assert.Equal(hash, store.Import(source));
+        Assert.Equal(hash, ImageHash.Compute(Path.Combine(images, hash)));
+        // Many imports of the same tree at once: one wins the rename, the others find it verified.
+        var other = NewStore();
+        ImageStore.ForceDelete(Path.Combine(images, hash));
+        var results = Enumerable.Range(0, 6).AsParallel().Select(_ => other.Import(source)).ToList();
+        Assert.All(results, r => Assert.Equal(hash, r));
+        Assert.Equal(hash, ImageHash.Compute(other.Find(hash)));
+        Assert.Empty(Directory.GetFileSystemEntries(Path.Combine(images, ".tmp")));
+    }
 }

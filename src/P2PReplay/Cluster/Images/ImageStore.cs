@@ -221,18 +221,33 @@ internal sealed class ImageStore
         string actual = ImageHash.Compute(tree);
         if (actual != hash) throw new ImageException($"the image's content hashes to {actual}, not {hash} (changed while copied, or corrupt)");
         string final = PathOf(hash);
-        if (Directory.Exists(final) && Find(hash) is not null)
-        {
-            ForceDelete(tree);
-            return final;
-        }
         File.SetUnixFileMode(tree, ReadOnly);
-        lock (gate)
+        for (int attempt = 0; attempt < 3; attempt++)
         {
-            Directory.Move(tree, final);
-            verified.Add(hash);
+            lock (gate)
+            {
+                if (!Directory.Exists(final))
+                {
+                    Directory.Move(tree, final);
+                    verified.Add(hash);
+                    return final;
+                }
+                if (verified.Contains(hash))
+                {
+                    ForceDelete(tree);
+                    return final;
+                }
+            }
+            // A tree of that name that this process has not verified yet (another import or transfer finished first,
+            // or one left from before a restart): keep it if it verifies, else Find moves it aside and we retry.
+            if (Find(hash) is { } held)
+            {
+                ForceDelete(tree);
+                return held;
+            }
         }
-        return final;
+        ForceDelete(tree);
+        throw new ImageException($"cannot place the image {hash} in the store");
     }
 
     private void Discard(string path)
