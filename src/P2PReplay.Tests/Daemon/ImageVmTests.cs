@@ -169,4 +169,54 @@ public sealed class ImageVmTests
             ImageStore.ForceDelete(image);
         }
     }
+
+    [KvmFact]
+    public async Task When_the_creator_cannot_send_the_image_a_node_gets_it_from_another_holder_in_the_placement()
+    {
+        string image = Directory.CreateTempSubdirectory("p2preplay-image-").FullName;
+        // Daemon 1 creates the VM but refuses to send images; daemon 0 holds the same image (from an earlier VM).
+        var daemons = await ClusterProcessTests.FormClusterAsync(3,
+            environmentOf: i => i == 1 ? new Dictionary<string, string> { ["P2PREPLAY_FAILPOINTS"] = "image-serve-refuse" } : null);
+        try
+        {
+            Directory.CreateDirectory(Path.Combine(image, "bin"));
+            File.Copy(Repo.Guest("musl", "ticker"), Path.Combine(image, "bin", "ticker"));
+            string hash = ImageHash.Compute(image);
+            var ids = new List<string>();
+            foreach (var daemon in daemons) ids.Add((await daemon.StatusAsync()).NodeId);
+
+            var (code, output) = await Cli.RunAsync(["vm", "create", "warm", "--replicas", "0", "--image", image, "--socket", daemons[0].Socket, "--", "/bin/ticker", "1", "1"]);
+            Assert.True(code == 0, output);
+            (code, output) = await Cli.RunAsync(["vm", "stop", "warm", "--socket", daemons[0].Socket]);
+            Assert.True(code == 0, output);
+            Assert.True(Directory.Exists(Path.Combine(daemons[0].DataDir, "images", hash)));
+            // "warm" may have run on daemon 2 too: take the image away from it, so it must fetch it.
+            ImageStore.ForceDelete(Path.Combine(daemons[2].DataDir, "images", hash));
+
+            (code, output) = await Cli.RunAsync(["vm", "create", "relay", "--replicas", "2", "--image", image, "--socket", daemons[1].Socket, "--", "/bin/ticker", "20", "10"]);
+            Assert.True(code == 0, output);
+            var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(60);
+            var views = new List<VmBody>();
+            while (DateTime.UtcNow < deadline)
+            {
+                views.Clear();
+                foreach (var daemon in daemons) views.Add(await ShowAsync(daemon, "relay"));
+                if (views.All(v => v.State.StartsWith("exited ", StringComparison.Ordinal) || v.State.StartsWith("finished (", StringComparison.Ordinal) || v.Error is not null)) break;
+                await Task.Delay(100);
+            }
+            Assert.All(views, v => Assert.Null(v.Error));
+            Assert.Equal("exited 0", views.Single(v => v.Role == "primary").State);
+            Assert.All(views.Where(v => v.Role == "replica"), v => Assert.Matches(@"finished \(exited 0, \d+ digests verified\)", v.State));
+            // Daemon 2 asked the creator first, was refused, and got it from daemon 0 (a replica or the primary).
+            string log = daemons[2].Log;
+            Assert.Contains($"image {hash}: fetch from {ids[1]} failed (attempt 1): refused: failpoint image-serve-refuse", log, StringComparison.Ordinal);
+            Assert.Contains($"image {hash}: fetched from {ids[0]}", log, StringComparison.Ordinal);
+            Assert.Equal(hash, ImageHash.Compute(Path.Combine(daemons[2].DataDir, "images", hash)));
+        }
+        finally
+        {
+            foreach (var daemon in daemons) await daemon.DisposeAsync();
+            ImageStore.ForceDelete(image);
+        }
+    }
 }

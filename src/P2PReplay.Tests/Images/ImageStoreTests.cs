@@ -42,6 +42,10 @@ public sealed class ImageStoreTests : IDisposable
         // Importing the same content again is the same image; nothing is left in the temporary area.
         Assert.Equal(hash, store.Import(source));
         Assert.Empty(Directory.GetFileSystemEntries(Path.Combine(scratch, "images", ".tmp")));
+        // A tree removed behind the store's back is not reported as held.
+        ImageStore.ForceDelete(root!);
+        Assert.Null(store.Find(hash));
+        Assert.Equal(hash, store.Import(source));
         // Another store on the same directory (a restarted daemon) verifies it again before trusting it.
         Assert.Equal(root, NewStore().Find(hash));
     }

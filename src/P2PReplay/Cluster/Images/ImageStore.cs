@@ -142,11 +142,13 @@ internal sealed class ImageStore
     {
         if (!ImageRules.IsHash(hash)) return null;
         string path = PathOf(hash);
+        bool exists = Directory.Exists(path);
         lock (gate)
         {
-            if (verified.Contains(hash)) return path;
+            if (!exists) verified.Remove(hash); // removed behind the daemon's back: fetch it again
+            else if (verified.Contains(hash)) return path;
         }
-        if (!Directory.Exists(path)) return null;
+        if (!exists) return null;
         string actual;
         try
         {
