@@ -78,6 +78,7 @@ public sealed class ImageStoreTests : IDisposable
         Assert.Empty(Directory.GetFileSystemEntries(Path.Combine(images, ".tmp")));
         Assert.Null(store.Find(hash));
         Assert.False(Directory.Exists(Path.Combine(images, hash)));
+        ImageStore.ForceDelete(Path.Combine(images, "never-existed"));
         Assert.Null(store.Find("not-a-hash"));
         Assert.Null(store.Find(new string('0', 64)));
     }

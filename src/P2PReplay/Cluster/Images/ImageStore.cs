@@ -268,6 +268,7 @@ internal sealed class ImageStore
     /// <summary>Deletes a tree even where its directories are read-only.</summary>
     internal static void ForceDelete(string path)
     {
+        if (!Directory.Exists(path)) return;
         try
         {
             var root = new DirectoryInfo(path);
