@@ -162,6 +162,11 @@ public sealed class ImageVmTests
             await Task.Delay(500); // the console logger writes from a queue
             Assert.All(daemons, d => Assert.DoesNotContain("did not stop", d.Log, StringComparison.Ordinal));
             Assert.All(daemons, d => Assert.False(d.HasExited));
+            // No copy waits for the image any more: the fetches stop (retries come at least every 10 s otherwise).
+            static int Tries(DaemonProcess d) => d.Log.Split('\n').Count(l => l.Contains("fetch from", StringComparison.Ordinal));
+            var tries = fetchers.Select(Tries).ToList();
+            await Task.Delay(TimeSpan.FromSeconds(11));
+            Assert.Equal(tries, fetchers.Select(Tries).ToList());
         }
         finally
         {

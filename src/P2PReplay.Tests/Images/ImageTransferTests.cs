@@ -124,4 +124,28 @@ public sealed class ImageTransferTests : IAsyncDisposable
         later.Service.Store.Import(source);
         Assert.Equal(hash, ImageHash.Compute(await fetch.WaitAsync(TimeSpan.FromSeconds(20))));
     }
+
+    [Fact]
+    public async Task A_fetch_no_copy_waits_for_any_more_stops_and_a_new_request_starts_afresh()
+    {
+        var fetcher = Node(3);
+        var empty = Node(1);
+        string source = ImageStoreTests.MakeTree(scratch);
+        string hash = ImageHash.Compute(source);
+        var fetch = fetcher.Service.Acquire(hash, [(empty.NodeId, empty.Network.AdvertisedAddress)]);
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(10);
+        while (fetcher.Service.Status(hash) is not { } status || !status.Contains("attempt", StringComparison.Ordinal))
+        {
+            Assert.True(DateTime.UtcNow < deadline, "the fetch never tried");
+            await Task.Delay(20);
+        }
+        fetcher.Service.KeepFetching(new HashSet<string>());
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => fetch.WaitAsync(TimeSpan.FromSeconds(10)));
+        Assert.Null(fetcher.Service.Status(hash));
+        // Wanted again (a new VM with the same image): a new fetch, which succeeds once a holder appears.
+        empty.Service.Store.Import(source);
+        var again = fetcher.Service.Acquire(hash, [(empty.NodeId, empty.Network.AdvertisedAddress)]);
+        fetcher.Service.KeepFetching(new HashSet<string> { hash });
+        Assert.Equal(hash, ImageHash.Compute(await again.WaitAsync(TimeSpan.FromSeconds(20))));
+    }
 }

@@ -57,6 +57,7 @@ internal sealed class ImageService(ImageStore store, PeerNetwork network, ILogge
     {
         public string Hash { get; } = hash;
         public TaskCompletionSource<string> Done { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        public CancellationTokenSource Unwanted { get; } = new();
         public List<(string NodeId, string Address)> Sources { get; set; } = [];
         public int Attempts { get; set; }
         public string? Error { get; set; }
@@ -81,7 +82,7 @@ internal sealed class ImageService(ImageStore store, PeerNetwork network, ILogge
         Fetch fetch;
         lock (gate)
         {
-            if (fetches.TryGetValue(hash, out var running))
+            if (fetches.TryGetValue(hash, out var running) && !running.Unwanted.IsCancellationRequested)
             {
                 if (sources.Count > 0) running.Sources = [.. sources];
                 return running.Done.Task;
@@ -105,6 +106,18 @@ internal sealed class ImageService(ImageStore store, PeerNetwork network, ILogge
         return service.Acquire(hash, sources);
     }
 
+    /// <summary>Stops the fetches of images no local copy waits for any more (their VM was stopped or moved away).</summary>
+    public void KeepFetching(IReadOnlySet<string> hashes)
+    {
+        lock (gate)
+        {
+            foreach (var fetch in fetches.Values)
+            {
+                if (!hashes.Contains(fetch.Hash)) fetch.Unwanted.Cancel();
+            }
+        }
+    }
+
     /// <summary>What this node is doing about an image it lacks ("fetching ..."), or null when it is not fetching it.</summary>
     public string? Status(string hash)
     {
@@ -125,7 +138,8 @@ internal sealed class ImageService(ImageStore store, PeerNetwork network, ILogge
                 return;
             }
             var delay = RetryDelay;
-            while (!stopping.IsCancellationRequested)
+            using var cancel = CancellationTokenSource.CreateLinkedTokenSource(stopping.Token, fetch.Unwanted.Token);
+            while (!cancel.IsCancellationRequested)
             {
                 List<(string NodeId, string Address)> sources;
                 lock (gate) sources = [.. fetch.Sources];
@@ -134,7 +148,7 @@ internal sealed class ImageService(ImageStore store, PeerNetwork network, ILogge
                     lock (gate) fetch.Attempts++;
                     try
                     {
-                        string root = await FetchFromAsync(fetch.Hash, node, address).ConfigureAwait(false);
+                        string root = await FetchFromAsync(fetch.Hash, node, address, cancel.Token).ConfigureAwait(false);
                         fetch.Done.TrySetResult(root);
                         return;
                     }
@@ -150,7 +164,7 @@ internal sealed class ImageService(ImageStore store, PeerNetwork network, ILogge
                     }
                 }
                 if (sources.Count == 0) lock (gate) fetch.Error = "no node to fetch it from";
-                await Task.Delay(delay, stopping.Token).ConfigureAwait(false);
+                await Task.Delay(delay, cancel.Token).ConfigureAwait(false);
                 delay = TimeSpan.FromTicks(Math.Min(delay.Ticks * 2, TimeSpan.FromSeconds(10).Ticks));
             }
         }
@@ -160,11 +174,16 @@ internal sealed class ImageService(ImageStore store, PeerNetwork network, ILogge
         finally
         {
             fetch.Done.TrySetCanceled();
-            lock (gate) fetches.Remove(fetch.Hash);
+            lock (gate)
+            {
+                // A fetch canceled as unwanted may have been replaced by a new one for the same image meanwhile.
+                if (fetches.TryGetValue(fetch.Hash, out var current) && current == fetch) fetches.Remove(fetch.Hash);
+            }
+            fetch.Unwanted.Dispose();
         }
     }
 
-    private async Task<string> FetchFromAsync(string hash, string node, string address)
+    private async Task<string> FetchFromAsync(string hash, string node, string address, CancellationToken cancel)
     {
         long started = Stopwatch.GetTimestamp();
         ulong id = (ulong)Interlocked.Increment(ref nextTransfer);
@@ -172,13 +191,13 @@ internal sealed class ImageService(ImageStore store, PeerNetwork network, ILogge
         lock (gate) incoming[id] = transfer;
         try
         {
-            if (!await network.SendAsync(address, ChannelKind.Image, ImageMessage.Request(id, hash).Encode(), compress: false, stopping.Token).ConfigureAwait(false))
+            if (!await network.SendAsync(address, ChannelKind.Image, ImageMessage.Request(id, hash).Encode(), compress: false, cancel).ConfigureAwait(false))
                 throw new ImageException($"cannot reach {address}");
             while (true)
             {
-                var finished = await Task.WhenAny(transfer.Ended.Task, Task.Delay(TimeSpan.FromMilliseconds(200), stopping.Token)).ConfigureAwait(false);
+                var finished = await Task.WhenAny(transfer.Ended.Task, Task.Delay(TimeSpan.FromMilliseconds(200), cancel)).ConfigureAwait(false);
                 if (finished == transfer.Ended.Task) break;
-                stopping.Token.ThrowIfCancellationRequested();
+                cancel.ThrowIfCancellationRequested();
                 long heard;
                 lock (transfer) heard = transfer.LastHeard;
                 if (Stopwatch.GetElapsedTime(heard) > IdleTimeout) throw new ImageException($"{node} sent nothing for {IdleTimeout.TotalSeconds:0.#} s");

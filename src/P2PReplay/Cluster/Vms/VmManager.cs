@@ -129,6 +129,7 @@ internal sealed class VmManager(string selfId, Transport.PeerNetwork network, Mi
         }
         // Stopping joins VM threads: not under the lock, and not for long (RequestPause kicks the vCPU).
         foreach (var vm in stop) vm.Dispose();
+        lock (gate) Images?.KeepFetching(primaries.Values.Select(p => p.Placement).Concat(replicas.Values.Select(r => r.Placement)).Select(p => p.Spec?.ImageHash).OfType<string>().ToHashSet(StringComparer.Ordinal));
     }
 
     /// <summary>Replicas whose primary fell silent, each reported once per epoch (cluster loop thread).</summary>
