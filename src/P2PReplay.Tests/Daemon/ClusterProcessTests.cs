@@ -12,19 +12,21 @@ public sealed class ClusterProcessTests
 
     /// <param name="distinctHosts">Daemon i listens on 127.0.0.(i+1) (as machines with their own addresses would; the
     /// front ends of exposed guest ports then serve the same host port on each).</param>
-    internal static async Task<List<DaemonProcess>> FormClusterAsync(int count, IReadOnlyDictionary<string, string>? environment = null, bool distinctHosts = false, IReadOnlyList<string>? extraArguments = null)
+    /// <param name="environmentOf">Daemon i's environment instead of <paramref name="environment"/> (e.g. a failpoint on one node).</param>
+    internal static async Task<List<DaemonProcess>> FormClusterAsync(int count, IReadOnlyDictionary<string, string>? environment = null, bool distinctHosts = false,
+        Func<int, IReadOnlyDictionary<string, string>?>? environmentOf = null, IReadOnlyList<string>? extraArguments = null)
     {
         var daemons = new List<DaemonProcess>();
         string Host(int i) => distinctHosts ? $"127.0.0.{i + 1}" : "127.0.0.1";
         try
         {
-            daemons.Add(await DaemonProcess.StartAsync(environment: environment, host: Host(0), extraArguments: extraArguments));
+            daemons.Add(await DaemonProcess.StartAsync(environment: environmentOf is null ? environment : environmentOf(0), host: Host(0), extraArguments: extraArguments));
             using (var client = daemons[0].Client())
             {
                 string token = (await client.PostAsync("/v1/cluster/init", ControlJsonContext.Default.TokenBody)).Token;
                 for (int i = 1; i < count; i++)
                 {
-                    var daemon = await DaemonProcess.StartAsync(environment: environment, host: Host(i), extraArguments: extraArguments);
+                    var daemon = await DaemonProcess.StartAsync(environment: environmentOf is null ? environment : environmentOf(i), host: Host(i), extraArguments: extraArguments);
                     daemons.Add(daemon);
                     using var joiner = daemon.Client();
                     await joiner.PostAsync("/v1/cluster/join", new TokenBody(token), ControlJsonContext.Default.TokenBody, ControlJsonContext.Default.StatusBody);

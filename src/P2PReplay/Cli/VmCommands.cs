@@ -10,13 +10,22 @@ internal static class VmCommands
 {
     public const string Usage = """
         usage: p2preplay vm create NAME [--replicas N] [--memory MIB] [--env K=V]... [--expose GUESTPORT[:HOSTPORT]]...
-                                 [--socket PATH] -- PROGRAM [ARGS...]
+                                 [--image DIR] [--socket PATH] -- PROGRAM [ARGS...]
+                 (--image DIR: the VM's root filesystem, copied to every node by its content hash; PROGRAM is a path in it)
                p2preplay vm list [--json] [--socket PATH]
                p2preplay vm show NAME [--json] [--socket PATH]
                p2preplay vm logs NAME [--socket PATH]
                p2preplay vm stop NAME [--socket PATH]
                p2preplay vm failover NAME [--to NODE] [--socket PATH]
         """;
+
+    /// <summary>With --image the program is a path inside the image ("/bin/app" or "bin/app"); a host path into the image directory is made relative to it.</summary>
+    internal static string InImage(string image, string program)
+    {
+        string full = Path.GetFullPath(program);
+        string prefix = image.TrimEnd('/') + "/";
+        return full.StartsWith(prefix, StringComparison.Ordinal) && File.Exists(full) ? "/" + full[prefix.Length..] : "/" + program.TrimStart('/');
+    }
 
     public static int Execute(ReadOnlySpan<string> arguments)
     {
@@ -28,6 +37,7 @@ internal static class VmCommands
         long? memory = null;
         var environment = new List<string>();
         var expose = new List<string>();
+        string? image = null;
         var positional = new List<string>();
         string? to = null;
         string[] program = [];
@@ -43,6 +53,7 @@ internal static class VmCommands
                 case "--memory": memory = long.TryParse(Value(), NumberStyles.None, CultureInfo.InvariantCulture, out long m) ? m : throw new UsageException("--memory needs a size in MiB"); break;
                 case "--env": environment.Add(Value()); break;
                 case "--expose": expose.Add(Value()); break;
+                case "--image": image = Path.GetFullPath(Value()); break;
                 case "--to": to = Value(); break;
                 case var other when other.StartsWith('-'): throw new UsageException($"unknown option '{other}'\n{Usage}");
                 default: positional.Add(args[i]); break;
@@ -55,7 +66,11 @@ internal static class VmCommands
             {
                 case ("create", 1):
                     if (program.Length == 0) throw new UsageException($"vm create needs `-- PROGRAM [ARGS...]`\n{Usage}");
-                    var create = new VmCreateBody(positional[0], replicas, Path.GetFullPath(program[0]), program[1..], environment, memory) { Expose = expose.Count > 0 ? expose : null };
+                    var create = new VmCreateBody(positional[0], replicas, image is null ? Path.GetFullPath(program[0]) : InImage(image, program[0]), program[1..], environment, memory)
+                    {
+                        Expose = expose.Count > 0 ? expose : null,
+                        Image = image,
+                    };
                     var created = client.PostAsync("/v1/vms", create, ControlJsonContext.Default.VmCreateBody, ControlJsonContext.Default.VmBody).GetAwaiter().GetResult();
                     Console.Out.Write(json ? JsonSerializer.Serialize(created, ControlJsonContext.Default.VmBody) + "\n"
                         : $"created {created.Name}: primary {created.Primary}, replicas {string.Join(", ", created.Replicas)}, epoch {created.Epoch}\n");

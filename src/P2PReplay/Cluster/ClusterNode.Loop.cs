@@ -69,6 +69,10 @@ internal sealed partial class ClusterNode
         {
             NetLink = netLink,
             CheckpointEveryBytes = (long)config.CheckpointEveryKib << 10,
+            Images = images = new Images.ImageService(ImageStore(), peers, loggers.CreateLogger("p2preplay.image"))
+            {
+                RefuseToServe = (Environment.GetEnvironmentVariable("P2PREPLAY_FAILPOINTS") ?? "").Split(',').Contains("image-serve-refuse"),
+            },
             FailpointCorruptReplicaRandom = (Environment.GetEnvironmentVariable("P2PREPLAY_FAILPOINTS") ?? "").Split(',').Contains("replica-corrupt-random"),
         };
         frontEnd = new FrontEnd(netLink, config.ExposeAddress ?? config.Listen.Address, loggers.CreateLogger("p2preplay.frontend"), () => NowMs,
@@ -280,6 +284,9 @@ internal sealed partial class ClusterNode
                 break;
             case ChannelKind.VmNet:
                 OnNetMessage(message);
+                break;
+            case ChannelKind.Image:
+                images?.OnMessage(message);
                 break;
             default:
                 ClusterLog.DroppedMessage(logger, message.Kind.ToString(), message.RemoteNodeId, "no handler for this channel");

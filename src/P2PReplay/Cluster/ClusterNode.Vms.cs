@@ -131,7 +131,7 @@ internal sealed partial class ClusterNode
                     FailVmRequest(fromNodeId, request.Name, $"{request.Replicas} replicas need {request.Replicas + 1} live nodes; the cluster has {chosen.Count}");
                     return;
                 }
-                command = new PutPlacement(new Placement(request.Name, 1, chosen[0], chosen[1..], request.Spec.ProgramSha256, request.Spec, request.Replicas, time.GetUtcNow().ToUnixTimeMilliseconds()));
+                command = new PutPlacement(new Placement(request.Name, 1, chosen[0], chosen[1..], request.Spec.ImageHash ?? request.Spec.ProgramSha256, request.Spec, request.Replicas, time.GetUtcNow().ToUnixTimeMilliseconds()));
                 break;
             case "stop":
                 command = new RemovePlacement(request.Name);

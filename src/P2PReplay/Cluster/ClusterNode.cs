@@ -177,6 +177,7 @@ internal sealed partial class ClusterNode : IClusterControl, IAsyncDisposable
         lan?.Dispose();
         frontEnd?.Dispose();
         vms?.Dispose();
+        images?.Dispose();
         if (outbox is not null) await outbox.DisposeAsync().ConfigureAwait(false);
         if (network is not null) await network.DisposeAsync().ConfigureAwait(false);
         raftStorage?.Dispose();

@@ -11,6 +11,13 @@ internal sealed record VmSpec(string ProgramPath, IReadOnlyList<string> Argument
 {
     /// <summary>Guest ports every daemon's front end serves, on the given host port.</summary>
     public IReadOnlyList<ExposedPort>? Expose { get; init; }
+
+    /// <summary>The content hash of the VM's image (null: no image, the program is a host path); ProgramPath is then
+    /// the program's path inside the image. Every node holding a copy gets the image by this hash.</summary>
+    public string? ImageHash { get; init; }
+
+    /// <summary>The node that imported the image (asked first for it; then the placement's other nodes).</summary>
+    public string? ImageSource { get; init; }
 }
 
 /// <summary>A guest's listening port served by every daemon on a host port (--expose GUESTPORT[:HOSTPORT]).</summary>

@@ -61,4 +61,7 @@ internal interface IClusterControl
 
     /// <summary>The guest's output this node may show (null: it runs no copy of the VM).</summary>
     byte[]? VmOutput(string name);
+
+    /// <summary>Imports a directory into this node's image store (a copy, verified); returns its hash and its root there.</summary>
+    (string Hash, string Root) ImportImage(string directory);
 }

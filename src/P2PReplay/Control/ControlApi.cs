@@ -52,7 +52,7 @@ internal static class ControlApi
         .Map("POST", "/v1/vms", (request, _, cancel) => Guard(async () =>
         {
             var body = ControlRouter.ReadBody(request, ControlJsonContext.Default.VmCreateBody);
-            var spec = BuildSpec(body);
+            var spec = body.Image is null ? BuildSpec(body) : await Task.Run(() => VmImageSpec.Build(body, node), cancel).ConfigureAwait(false);
             var placement = await node.CreateVmAsync(body.Name, body.Replicas, spec, cancel).ConfigureAwait(false);
             var view = node.ShowVm(placement.Vm);
             return view is null ? ControlRouter.Error(409, $"{body.Name} was removed again") : ControlRouter.Json(201, ToBody(view), ControlJsonContext.Default.VmBody);
@@ -87,12 +87,8 @@ internal static class ControlApi
     /// <summary>Checks a create request and pins the program by its SHA-256 (every node verifies it before running).</summary>
     private static VmSpec BuildSpec(VmCreateBody body)
     {
-        if (body.Name is not { Length: > 0 and <= 64 } || !body.Name.All(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_' or '.'))
-            throw new ClusterException("a VM name is 1-64 letters, digits, '-', '_' or '.'", 400);
-        if (body.Replicas is < 0 or > 8) throw new ClusterException("replicas must be 0 to 8", 400);
+        var spec = CheckSpec(body);
         if (!Path.IsPathFullyQualified(body.Program)) throw new ClusterException("the program must be an absolute path (the same on every node)", 400);
-        long memory = (body.MemoryMib ?? 256) << 20;
-        if (body.MemoryMib is < 16 or > 3072) throw new ClusterException("memory_mib must be 16 to 3072", 400);
         byte[] program;
         try
         {
@@ -102,9 +98,20 @@ internal static class ControlApi
         {
             throw new ClusterException($"cannot read {body.Program} on this node: {e.Message}", 400);
         }
+        return spec with { ProgramSha256 = Replay.ImageHash.Of(program) };
+    }
+
+    /// <summary>The checks of a create request besides its program (name, replicas, memory, --expose); the program is not pinned yet.</summary>
+    internal static VmSpec CheckSpec(VmCreateBody body)
+    {
+        if (body.Name is not { Length: > 0 and <= 64 } || !body.Name.All(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_' or '.'))
+            throw new ClusterException("a VM name is 1-64 letters, digits, '-', '_' or '.'", 400);
+        if (body.Replicas is < 0 or > 8) throw new ClusterException("replicas must be 0 to 8", 400);
+        long memory = (body.MemoryMib ?? 256) << 20;
+        if (body.MemoryMib is < 16 or > 3072) throw new ClusterException("memory_mib must be 16 to 3072", 400);
         var arguments = new List<string> { body.Program };
         arguments.AddRange(body.Arguments ?? []);
-        return new VmSpec(body.Program, arguments, body.Environment ?? [], memory, Replay.ImageHash.Of(program)) { Expose = ParseExpose(body.Expose) };
+        return new VmSpec(body.Program, arguments, body.Environment ?? [], memory, "") { Expose = ParseExpose(body.Expose) };
     }
 
     /// <summary>GUESTPORT[:HOSTPORT] list: ports 1-65535, each guest and each host port once.</summary>

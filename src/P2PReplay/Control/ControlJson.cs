@@ -45,6 +45,9 @@ internal sealed record VmCreateBody(string Name, int Replicas, string Program, I
 {
     /// <summary>"GUESTPORT" or "GUESTPORT:HOSTPORT" (the host port defaults to the guest port).</summary>
     public IReadOnlyList<string>? Expose { get; init; }
+
+    /// <summary>An absolute directory on the daemon's machine: the VM's image, imported into the daemon's store.</summary>
+    public string? Image { get; init; }
 }
 
 /// <summary>POST /v1/vms/{name}/failover: the replica to hand over to (null: the one holding the most log).</summary>

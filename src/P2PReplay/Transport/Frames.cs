@@ -9,6 +9,8 @@ internal enum ChannelKind : byte
     Control = 4,
     /// <summary>Client connections of exposed guest ports, between front ends and a VM's primary.</summary>
     VmNet = 5,
+    /// <summary>VM images moved between daemons by their content hash.</summary>
+    Image = 6,
 }
 
 /// <summary>Frame flag bits (plaintext byte 1). Unknown bits are refused so they can gain meaning later.</summary>

@@ -35,6 +35,10 @@ internal sealed class PrimaryVm : ILiveCopy, IDisposable
     public MachineHandle Machine => vm;
     public SwitchoverHold Hold => hold;
 
+    /// <summary>The VM's image root once present in the local store (null: no image); the VM starts only then.</summary>
+    public Task<string>? Image { get; init; }
+    private readonly CancellationTokenSource disposing = new();
+
     public PrimaryVm(Placement placement, VmSpec spec, IReadOnlyList<(string NodeId, string Address)> replicaAddresses, PeerNetwork network, ILogger logger, Func<long> nowMs, VmNetLink? netLink = null, long checkpointEveryBytes = 64L << 20)
     {
         this.placement = placement;
@@ -60,12 +64,21 @@ internal sealed class PrimaryVm : ILiveCopy, IDisposable
     {
         try
         {
-            byte[] program = File.ReadAllBytes(spec.ProgramPath);
+            string? root = null;
+            if (Image is { } image)
+            {
+                State = "fetching image";
+                root = image.WaitAsync(disposing.Token).GetAwaiter().GetResult();
+            }
+            byte[] program = File.ReadAllBytes(root is null ? spec.ProgramPath : Path.Combine(root, spec.ProgramPath.TrimStart('/')));
             if (ImageHash.Of(program) != spec.ProgramSha256)
                 throw new VmImageException($"{spec.ProgramPath} on this node is not the program the VM was created with (sha256 {spec.ProgramSha256})");
             var (cpuid, hostCpu) = MicroVm.ProbeHost();
-            var config = new VmConfiguration(program, spec.ProgramPath, spec.Arguments, spec.Environment, null, (ulong)spec.MemoryBytes) { Cpuid = cpuid };
-            using var recorder = new Recorder(new LogBufferStream(log), RecordingSession.BuildHeader(config, cpuid, hostCpu, 4096, rateLimited: true));
+            var config = new VmConfiguration(program, spec.ProgramPath, spec.Arguments, spec.Environment, root, (ulong)spec.MemoryBytes) { Cpuid = cpuid };
+            var header = RecordingSession.BuildHeader(config, cpuid, hostCpu, 4096, rateLimited: true);
+            if (spec.ImageHash is { } wanted && header.ImageSha256 != wanted)
+                throw new VmImageException($"the image in this node's store hashes to {header.ImageSha256}, not {wanted}");
+            using var recorder = new Recorder(new LogBufferStream(log), header);
             var host = new RecordingHost(new VmHost(output, () => vm.Exits, connections), recorder);
             using var machine = MicroVm.Create(config, host, null);
             vm.Set(machine);
@@ -84,6 +97,10 @@ internal sealed class PrimaryVm : ILiveCopy, IDisposable
             {
                 vm.Set(null);
             }
+        }
+        catch (OperationCanceledException) when (disposing.IsCancellationRequested || Image?.IsCanceled == true)
+        {
+            State = "stopped";
         }
         catch (Exception e) when (e is not OutOfMemoryException)
         {
@@ -145,6 +162,7 @@ internal sealed class PrimaryVm : ILiveCopy, IDisposable
 
     public void Dispose()
     {
+        disposing.Cancel();
         connections.Dispose();
         streamer.Dispose();
         hold.Dispose();

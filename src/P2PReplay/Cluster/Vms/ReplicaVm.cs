@@ -78,6 +78,9 @@ internal sealed class ReplicaVm : ILiveCopy, IDisposable
     /// wrong random bytes, as a faulty machine would, so its replay must diverge and be caught.</summary>
     public bool CorruptRandomInput { get; init; }
 
+    /// <summary>The VM's image root once present in the local store (null: no image); the replay starts only then.</summary>
+    public Task<string>? Image { get; init; }
+
     public ReplicaVm(Placement placement, string primaryAddress, PeerNetwork network, ILogger logger, Func<long> nowMs, VmNetLink? netLink = null)
     {
         this.placement = placement;
@@ -208,6 +211,7 @@ internal sealed class ReplicaVm : ILiveCopy, IDisposable
                 ExitStatus = "stopped before it started";
                 return;
             }
+            string? root = Image?.WaitAsync(stopping.Token).GetAwaiter().GetResult();
             var stream = this.stream!;
             var received = this.received!;
             Vmm.Snapshots.VmSnapshot? snapshot = null;
@@ -218,7 +222,7 @@ internal sealed class ReplicaVm : ILiveCopy, IDisposable
                 VmLog.StartsFromCheckpoint(logger, placement.Vm, from.TailOffset, snapshot.Exits, from.Encoded.Length);
             }
             using var replayer = snapshot is null ? new Replayer(stream) : new Replayer(stream, snapshot.Resume);
-            var config = RecordingSession.RecreateConfiguration(replayer.Header, null, null);
+            var config = RecordingSession.RecreateConfiguration(replayer.Header, root, null);
             var vmHost = new VmHost(output, () => vm.Exits, connections);
             IHostEnvironment replaying = new ReplayingHost(replayer, vmHost) { NetworkObserver = connections };
             if (CorruptRandomInput) replaying = new CorruptRandomHost(replaying);
@@ -271,6 +275,11 @@ internal sealed class ReplicaVm : ILiveCopy, IDisposable
             State = ReplicaState.Diverged;
             Error = e.Message;
             VmLog.ReplicaDiverged(logger, placement.Vm, e.Message);
+        }
+        catch (OperationCanceledException) when (stopping.IsCancellationRequested || Image?.IsCanceled == true)
+        {
+            State = ReplicaState.Finished;
+            ExitStatus = "stopped";
         }
         catch (ReplayTruncatedException) when (stopping.IsCancellationRequested || promotion is null)
         {

@@ -37,6 +37,9 @@ internal sealed class VmManager(string selfId, Transport.PeerNetwork network, Mi
 
     /// <summary>How VM copies talk to front ends (this node's own front end directly).</summary>
     public VmNetLink? NetLink { get; init; }
+
+    /// <summary>Where copies get their VM's image (by hash) before they start.</summary>
+    public Images.ImageService? Images { get; init; }
     /// <summary>Heartbeats come every 50 ms: five missed in a row mean the primary is gone.</summary>
     public const long PrimarySilenceMs = 250;
 
@@ -115,14 +118,14 @@ internal sealed class VmManager(string selfId, Transport.PeerNetwork network, Mi
                         continue;
                     }
                     var addresses = AddressesOf(placement.Replicas);
-                    var vm = new PrimaryVm(placement, placement.Spec, addresses, network, logger, nowMs, NetLink, CheckpointEveryBytes);
+                    var vm = new PrimaryVm(placement, placement.Spec, addresses, network, logger, nowMs, NetLink, CheckpointEveryBytes) { Image = Cluster.Images.ImageService.AcquireFor(Images, placement, selfId, addressOf) };
                     primaries[placement.Vm] = (placement, vm);
                     VmLog.PrimaryStarting(logger, placement.Vm, placement.Epoch, addresses.Count);
                     vm.Start();
                 }
                 else if (placement.Replicas.Contains(selfId) && addressOf(placement.Primary) is { } primaryAddress)
                 {
-                    var vm = new ReplicaVm(placement, primaryAddress, network, logger, nowMs, NetLink) { CorruptRandomInput = FailpointCorruptReplicaRandom && placement.Replicas[0] == selfId, CheckpointEveryBytes = CheckpointEveryBytes };
+                    var vm = new ReplicaVm(placement, primaryAddress, network, logger, nowMs, NetLink) { CorruptRandomInput = FailpointCorruptReplicaRandom && placement.Replicas[0] == selfId, CheckpointEveryBytes = CheckpointEveryBytes, Image = Cluster.Images.ImageService.AcquireFor(Images, placement, selfId, addressOf) };
                     replicas[placement.Vm] = vm;
                     VmLog.ReplicaStarting(logger, placement.Vm, placement.Primary, placement.Epoch);
                     vm.Start();
@@ -131,6 +134,7 @@ internal sealed class VmManager(string selfId, Transport.PeerNetwork network, Mi
         }
         // Stopping joins VM threads: not under the lock, and not for long (RequestPause kicks the vCPU).
         foreach (var vm in stop) vm.Dispose();
+        lock (gate) Images?.KeepFetching(primaries.Values.Select(p => p.Placement).Concat(replicas.Values.Select(r => r.Placement)).Select(p => p.Spec?.ImageHash).OfType<string>().ToHashSet(StringComparer.Ordinal));
     }
 
     /// <summary>Replicas whose primary fell silent, each reported once per epoch (cluster loop thread).</summary>
@@ -311,14 +315,15 @@ internal sealed class VmManager(string selfId, Transport.PeerNetwork network, Mi
         lock (gate)
         {
             long now = nowMs();
+            string? fetching = placement.Spec?.ImageHash is { } image ? Images?.Status(image) : null;
             if (primaries.TryGetValue(placement.Vm, out var primary) && primary.Placement.Epoch == placement.Epoch)
             {
                 var vm = primary.Vm;
-                return new VmView(placement, "primary", vm.State, vm.Error, vm.Exits, vm.LogBytes, ReplicaViews(vm.Streamer, vm.Exits, now), vm.Log.Start, vm.Streamer.Latest?.TailOffset ?? -1);
+                return new VmView(placement, "primary", fetching ?? vm.State, vm.Error, vm.Exits, vm.LogBytes, ReplicaViews(vm.Streamer, vm.Exits, now), vm.Log.Start, vm.Streamer.Latest?.TailOffset ?? -1);
             }
             if (replicas.TryGetValue(placement.Vm, out var replica) && replica.Placement.Epoch == placement.Epoch)
             {
-                string state = replica.State.ToString().ToLowerInvariant() + (replica.ExitStatus is { } exit ? $" ({exit})" : "");
+                string state = fetching ?? replica.State.ToString().ToLowerInvariant() + (replica.ExitStatus is { } exit ? $" ({exit})" : "");
                 if (replica.Streamer is { } streamer && replica.WentLiveAtExit is not null)
                     return new VmView(placement, "primary", replica.State == ReplicaState.Replaying ? $"running, live since exit {replica.WentLiveAtExit}" : state, replica.Error, replica.ReplayedExits, streamer.Log.Length, ReplicaViews(streamer, replica.ReplayedExits, now), streamer.Log.Start, streamer.Latest?.TailOffset ?? -1);
                 if (replica.Promoted)
