@@ -195,6 +195,68 @@ public sealed class SnapshotReplayTests
     }
 
     [KvmFact]
+    public void A_replica_restored_from_a_snapshot_can_be_promoted_and_continues_the_same_log()
+    {
+        // A new replica gets the snapshot and a tail that stops early (the primary died); promoted, it replays what it
+        // has, then records on at the same chunk sequence. The log head + received tail + what it recorded is one log
+        // that replays from the start.
+        string program = Repo.Guest("musl", "snapmix");
+        var recording = Record(program, ["2", "150"], chunkBytes: 256);
+        var plain = Recordings.Replay(recording.Log, program);
+        var full = ReplayTakingSnapshots(recording, [plain.Exits / 3]);
+        var snapshot = VmSnapshot.Decode(full.Snapshots.Single().Value.Snapshot.Encode());
+
+        var boundaries = new List<long>();
+        using (var reader = new LogReader(new MemoryStream(recording.Log)))
+        {
+            while (reader.TryRead(out _)) if (boundaries.Count == 0 || boundaries[^1] != reader.LastGoodOffset) boundaries.Add(reader.LastGoodOffset);
+        }
+        long cut = boundaries.First(b => b > snapshot.TailOffset + 2048);
+        Assert.True(cut < recording.Log.Length - 1024, "the cut leaves part of the run unrecorded");
+        byte[] received = recording.Log[(int)snapshot.TailOffset..(int)cut];
+
+        var continued = new MemoryStream();
+        var live = new FakeHost(null, 11) { ClockStep = 1000 };
+        Recorder? recorder = null;
+        var replayer = new Replayer(new MemoryStream(received), snapshot.Resume);
+        MicroVm? vm = null;
+        var host = new Cluster.Vms.PromotableHost(new ReplayingHost(replayer, new FakeHost()), () =>
+        {
+            recorder = new Recorder(continued, replayer) { Process = vm!.Process, CurrentExit = () => vm.Runner.Exits };
+            return new RecordingHost(live, recorder);
+        });
+        using (replayer)
+        using (vm = MicroVm.Restore(recording.Config, snapshot, host, null))
+        {
+            RecordingSession.Attach(vm, replayer);
+            vm.Runner.Observer = new RecordingSession.ExitHook((exit, ended) =>
+            {
+                if (host.Live)
+                {
+                    recorder!.AfterExit(exit, ended);
+                    return;
+                }
+                try
+                {
+                    replayer.AfterExit(exit, ended);
+                }
+                catch (ReplayTruncatedException) when (replayer.AtEndOfLog)
+                {
+                    host.SwitchToLive();
+                    recorder!.AfterExit(exit, ended);
+                }
+            });
+            Assert.Equal(0, (vm.Run() ?? throw new InvalidOperationException("paused")).ShellStatus);
+            Assert.True(host.Live, "the replica went live");
+            recorder!.Dispose();
+        }
+        byte[] whole = [.. recording.Log[..(int)cut], .. continued.ToArray()];
+        var again = Recordings.Replay(whole, program);
+        Assert.Equal(0, again.Run.ExitCode);
+        Assert.Equal(plain.Exits, again.Exits);
+    }
+
+    [KvmFact]
     public void A_tampered_snapshot_is_rejected()
     {
         string program = Repo.Guest("musl", "snapmix");

@@ -9,7 +9,7 @@ namespace P2PReplay.Vmm.Snapshots;
 /// </summary>
 /// <remarks>
 /// Repair: on an existing replica, <c>var snaps = ReplaySnapshots.Attach(vm, replayer)</c> (instead of
-/// <c>RecordingSession.Attach</c>), then <c>await snaps.Request()</c> from any thread; <see cref="VmSnapshot.Encode"/>
+/// <c>RecordingSession.Attach</c>; or <see cref="Wrap"/> around an observer already set), then <c>await snaps.Request()</c> from any thread; <see cref="VmSnapshot.Encode"/>
 /// the result off the vCPU thread and ship it; the log before <see cref="VmSnapshot.TailOffset"/> may then be dropped.
 /// On the new replica: <see cref="VmSnapshot.Decode"/>, then <see cref="StartReplica"/> with the log from
 /// <see cref="VmSnapshot.TailOffset"/> on, and <see cref="MicroVm.Run"/>.
@@ -27,13 +27,23 @@ internal sealed class ReplaySnapshots : IExitObserver
     {
         _vm = vm;
         _replayer = replayer;
-        RecordingSession.Attach(vm, replayer);
-        _inner = vm.Runner.Observer!;
+        _inner = vm.Runner.Observer ?? throw new InvalidOperationException("the VM has no exit observer: attach the replayer first");
         vm.Runner.Observer = this;
     }
 
     /// <summary>Connects a replayer to a VM (as <see cref="RecordingSession.Attach(MicroVm, Replayer)"/>) and makes snapshots possible.</summary>
-    public static ReplaySnapshots Attach(MicroVm vm, Replayer replayer) => new(vm, replayer);
+    public static ReplaySnapshots Attach(MicroVm vm, Replayer replayer)
+    {
+        RecordingSession.Attach(vm, replayer);
+        return new(vm, replayer);
+    }
+
+    /// <summary>
+    /// Makes snapshots possible on a VM whose exit observer is already set (one that runs the replayer's
+    /// <see cref="Replayer.AfterExit"/>, like a replica's): snapshots are taken after it. Only while the VM replays:
+    /// once it has gone live, the replayer's position means nothing and requests must not be made.
+    /// </summary>
+    public static ReplaySnapshots Wrap(MicroVm vm, Replayer replayer) => new(vm, replayer);
 
     /// <summary>Time the last snapshot took on the vCPU thread (the replay's pause).</summary>
     public TimeSpan LastCaptureTime { get; private set; }
