@@ -16,7 +16,7 @@ public static class Recordings
         var argv = new List<string> { program };
         argv.AddRange(args);
         var (cpuid, hostCpu) = MicroVm.ProbeHost();
-        var config = new VmConfiguration(File.ReadAllBytes(program), program, argv, env ?? [], root, VmConfiguration.DefaultMemorySize) { Cpuid = cpuid, TrackGuestWrites = writtenPages };
+        var config = new VmConfiguration(File.ReadAllBytes(program), program, argv, env ?? [], root, VmConfiguration.DefaultMemorySize) { Cpuid = cpuid, TrackGuestWrites = writtenPages, HostCpu = hostCpu.CanTrapTimeStampCounter ? null : 0 };
         var log = new MemoryStream();
         var host = new FakeHost(stdin, seed) { ClockStep = 1000 };
         RunResult result;
@@ -41,6 +41,7 @@ public static class Recordings
         {
             Cpuid = RecordingSession.FromLeaves(h.Cpuid),
             TrackGuestWrites = h.DigestMemory == DigestMemory.Written,
+            HostCpu = h.PinnedHostCpu,
         };
         var output = new FakeHost();
         using var vm = MicroVm.Create(config, new ReplayingHost(replayer, output), null);

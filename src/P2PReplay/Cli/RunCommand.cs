@@ -120,7 +120,9 @@ internal static class RunCommand
             if (options.Record is { } logPath)
             {
                 var (cpuid, hostCpu) = MicroVm.ProbeHost();
-                config = config with { Cpuid = cpuid, TrackGuestWrites = options.DigestMemory == DigestMemory.Written };
+                // Where cpuid cannot be trapped the guest reads the CPU it runs on: pin to CPU 0 so that a replay on
+                // this machine (pinned the same way, from the header) sees the same values.
+                config = config with { Cpuid = cpuid, TrackGuestWrites = options.DigestMemory == DigestMemory.Written, HostCpu = hostCpu.CanTrapTimeStampCounter ? null : 0 };
                 if (!hostCpu.CanTrapTimeStampCounter)
                     Console.Error.WriteLine($"p2preplay: note: this host ({hostCpu.KvmModule}) cannot trap rdtsc, cpuid or rdrand: a guest that executes them directly reads the host's values, which the recording does not hold");
                 log = OpenLog(logPath);

@@ -51,6 +51,9 @@ public sealed record LogHeader
     /// <summary>Vendor, CPUID.01H:EAX signature and KVM module of the recording host.</summary>
     public required string HostCpu { get; init; }
 
+    /// <summary>The host CPU the recording's vCPU was pinned to (null: not pinned); a replay pins to it too when it exists.</summary>
+    public int? PinnedHostCpu { get; init; }
+
     /// <summary>False on kvm_pvm: guest rdtsc/cpuid/rdrand read the host directly and are not logged.</summary>
     public required bool TimeStampCounterTrapped { get; init; }
 

@@ -28,7 +28,7 @@ internal sealed unsafe class MicroVm : IDisposable
     private readonly bool _trackGuestWrites;
 
     private MicroVm(KvmSystem kvm, KvmVm vm, SafeMappedMemory memory, KvmVcpu vcpu, LinuxProcess process, SyscallDispatcher dispatcher,
-        KvmCpuidEntry2[] cpuid, HostCpu hostCpu, PageTables tables, ulong physicalSize, bool trackGuestWrites)
+        KvmCpuidEntry2[] cpuid, HostCpu hostCpu, PageTables tables, ulong physicalSize, bool trackGuestWrites, int? pinnedHostCpu)
     {
         _tables = tables;
         _physicalSize = physicalSize;
@@ -41,7 +41,7 @@ internal sealed unsafe class MicroVm : IDisposable
         _vcpu = vcpu;
         Process = process;
         Dispatcher = dispatcher;
-        Runner = new VcpuRunner(vcpu, process, dispatcher);
+        Runner = new VcpuRunner(vcpu, process, dispatcher) { HostCpu = pinnedHostCpu };
     }
 
     public LinuxProcess Process { get; }
@@ -142,7 +142,7 @@ internal sealed unsafe class MicroVm : IDisposable
                 ConfigureVcpu(vcpu, cpuid, tables.Root, 0, 0);
                 Snapshots.SnapshotRestore.RestoreVcpu(vcpu, snapshot);
             }
-            var result = new MicroVm(kvm, vm, memory, vcpu, process, new SyscallDispatcher(trace), cpuid, HostCpu.Describe(supported), tables, physicalSize, config.TrackGuestWrites);
+            var result = new MicroVm(kvm, vm, memory, vcpu, process, new SyscallDispatcher(trace), cpuid, HostCpu.Describe(supported), tables, physicalSize, config.TrackGuestWrites, config.HostCpu);
             if (snapshot is not null) result.Runner.RestoreCounters(snapshot.Exits, snapshot.SawUserModeSyscall);
             return result;
         }

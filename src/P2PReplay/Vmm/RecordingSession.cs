@@ -45,6 +45,7 @@ internal static class RecordingSession
         Environment = config.Environment,
         Cpuid = ToLeaves(cpuid),
         HostCpu = host.ToString(),
+        PinnedHostCpu = config.HostCpu,
         TimeStampCounterTrapped = host.CanTrapTimeStampCounter,
         DigestInterval = digestInterval,
         DigestRateLimited = rateLimited,
@@ -80,6 +81,7 @@ internal static class RecordingSession
         {
             Cpuid = FromLeaves(header.Cpuid),
             TrackGuestWrites = header.DigestMemory == DigestMemory.Written,
+            HostCpu = header.PinnedHostCpu is int cpu && cpu < System.Environment.ProcessorCount ? cpu : null,
         };
     }
 }

@@ -48,6 +48,9 @@ internal sealed class VcpuRunner
 
     public VcpuState State { get; private set; } = VcpuState.Paused;
 
+    /// <summary>Pin the calling thread to this host CPU while Run runs (see <see cref="VmConfiguration.HostCpu"/>).</summary>
+    public int? HostCpu { get; init; }
+
     public IExitObserver? Observer { get; set; }
 
     /// <summary>VM exits handled so far.</summary>
@@ -68,6 +71,9 @@ internal sealed class VcpuRunner
     {
         if (State == VcpuState.Exited) return State;
         PrepareThread();
+        // Pinned for this Run only: the caller's thread (a pool thread, a test's) gets its CPUs back afterwards.
+        ulong[]? previousCpus = HostCpu is int cpu ? ThreadAffinity.Get() : null;
+        if (HostCpu is int pin && !ThreadAffinity.PinTo(pin)) previousCpus = null;
         State = VcpuState.Running;
         _vcpu.ValidRegs = KvmRunLayout.SyncX86Regs | KvmRunLayout.SyncX86Sregs;
         _inRunLoop = true;
@@ -98,6 +104,7 @@ internal sealed class VcpuRunner
         finally
         {
             _inRunLoop = false;
+            if (previousCpus is not null) ThreadAffinity.Set(previousCpus);
         }
         return State;
     }

@@ -15,6 +15,13 @@ internal sealed record VmConfiguration(
     /// <summary>Log the pages the guest writes (KVM dirty log), for digests of written pages only.</summary>
     public bool TrackGuestWrites { get; init; }
 
+    /// <summary>
+    /// Run the vCPU thread on this host CPU only (null: wherever the kernel puts it). On hosts that cannot trap CPUID
+    /// (kvm_pvm) a guest that executes cpuid reads the host CPU's own values (CPUID.01H:EBX[31:24] initial APIC ID
+    /// differs per CPU; glibc keeps it in memory), so a recording and its replay on this machine must use the same CPU.
+    /// </summary>
+    public int? HostCpu { get; init; }
+
     public const ulong DefaultMemorySize = 512UL << 20;
     public const ulong MinimumMemorySize = 16UL << 20;
 }
