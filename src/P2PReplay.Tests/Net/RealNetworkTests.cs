@@ -31,7 +31,7 @@ public sealed class RealNetworkTests
     {
         string program = Repo.Guest("musl", "echo_server");
         var (cpuid, hostCpu) = MicroVm.ProbeHost();
-        var config = new VmConfiguration(File.ReadAllBytes(program), program, [program, "7000", "epoll"], [], null, VmConfiguration.DefaultMemorySize) { Cpuid = cpuid };
+        var config = new VmConfiguration(File.ReadAllBytes(program), program, [program, "7000", "epoll"], [], null, VmConfiguration.DefaultMemorySize) { Cpuid = cpuid, HostCpu = hostCpu.CanTrapTimeStampCounter ? null : 0 };
         using var network = new RealHostNetwork(new Dictionary<int, int> { [7000] = 0 });
         var host = new FakeHost { ClockStep = 1000, Network = network };
         var log = new MemoryStream();
