@@ -2,6 +2,7 @@
  * address), for the virtual network tests. Requests, one per line:
  *   SET key value -> "OK"      GET key -> "VALUE value" or "NONE"
  *   ECHO text     -> "text"    QUIT    -> "BYE", then the server ends
+ *   COUNT         -> "COUNT n": the requests handled so far, this one included (exactly-once checks)
  * Several clients at once; non-blocking sockets multiplexed with poll(2) or select(2) (recv/send) or epoll (read/write).
  * Ends after MAXREQ requests (default 1000) or a QUIT; prints what happened to stdout (never addresses
  * of its own memory, never times). Exit 0, or 1 on a socket error. */
@@ -58,6 +59,10 @@ static void handle(struct client *c, char *line)
         reply(c, "NONE");
     } else if (strncmp(line, "ECHO ", 5) == 0) {
         reply(c, line + 5);
+    } else if (strcmp(line, "COUNT") == 0) {
+        char out[32];
+        snprintf(out, sizeof out, "COUNT %d", requests);
+        reply(c, out);
     } else if (strcmp(line, "QUIT") == 0) {
         reply(c, "BYE");
         quit = 1;
