@@ -40,8 +40,8 @@ internal sealed class VmManager(string selfId, Transport.PeerNetwork network, Mi
 
     /// <summary>Where copies get their VM's image (by hash) before they start.</summary>
     public Images.ImageService? Images { get; init; }
-    /// <summary>Heartbeats come every 50 ms: five missed in a row mean the primary is gone.</summary>
-    public const long PrimarySilenceMs = 250;
+    /// <summary>Heartbeats come every 50 ms: four missed in a row mean the primary is gone.</summary>
+    public const long PrimarySilenceMs = 200;
 
     private readonly Lock gate = new();
     private readonly Dictionary<string, (Placement Placement, PrimaryVm Vm)> primaries = new(StringComparer.Ordinal);
