@@ -10,8 +10,8 @@ public sealed partial class ExposedServiceTests
     /// <summary>
     /// With a checkpoint every 256 KiB of log, under a pipelined client stream: the primary drops its log behind the
     /// checkpoints; a replica whose daemon is killed and restarted comes back from a checkpoint (not from the log's
-    /// start, which is gone); then the primary is killed, a replica takes over and the restarted old primary comes
-    /// back from the new primary's checkpoint. Every reply is right, each request handled once, no copy diverges,
+    /// start, which is gone); a planned switchover hands it the primary and it serves a new connection; then it is
+    /// killed, a replica takes over and it comes back from the new primary's checkpoint. Every reply is right, each request handled once, no copy diverges,
     /// and every copy's output is the tail of the one copy that ran throughout.
     /// </summary>
     [KvmFact]
@@ -40,6 +40,17 @@ public sealed partial class ExposedServiceTests
             var rebuilt = await ShowAsync(daemons[restarted], "kv");
             Assert.True(rebuilt.LogStart > 0, $"the rebuilt replica holds the log from {rebuilt.LogStart}");
 
+            // Hand the primary to the copy that started from a checkpoint (it knows the connections from the checkpoint
+            // and the guest's listening port): a new client connection is served by it.
+            var (code, output) = await Cli.RunAsync(["vm", "failover", "kv", "--to", ids[restarted], "--socket", daemons[survivor].Socket]);
+            Assert.True(code == 0, output);
+            using (var fresh = new KvClient(daemons[survivor].Host, hostPort))
+            {
+                await fresh.ExchangeAsync("ECHO fresh", "fresh");
+            }
+            (primary, restarted) = (restarted, primary);
+            await WaitHealthyAsync(daemons, ids, "kv", 2, 2, "after the switchover");
+
             // The primary's daemon dies: a replica takes over; the old primary comes back from the new primary's checkpoint.
             long before = client.Checked;
             daemons[primary].Kill();
@@ -47,13 +58,13 @@ public sealed partial class ExposedServiceTests
             while (client.Checked < before + 300 && DateTime.UtcNow < deadline && !streaming.IsCompleted) await Task.Delay(10);
             Assert.True(client.Checked >= before + 300, $"the stream did not resume after the primary was killed ({client.Checked - before} replies)");
             await RestartAsync(daemons, primary, options, kill: false);
-            var after = await WaitHealthyAsync(daemons, ids, "kv", 2, 2, "after the primary came back");
+            var after = await WaitHealthyAsync(daemons, ids, "kv", 2, 3, "after the primary came back");
             Assert.NotEqual(ids[primary], after.Primary);
             await daemons[primary].WaitForLogAsync("starts from a checkpoint", TimeSpan.FromSeconds(5));
 
             await client.StopStreamingAsync(streaming);
             await client.ExchangeAsync("ECHO done", "done");
-            long requests = client.Checked + 1;
+            long requests = client.Checked + 2;
             var final = await WaitHealthyAsync(daemons, ids, "kv", 2, after.Epoch, "at the end");
             Assert.True(final.LogStart > 0 && final.LogBytes - final.LogStart < final.LogBytes, $"the primary holds its log from {final.LogStart} of {final.LogBytes}");
 
