@@ -321,6 +321,49 @@ public sealed class ReplicatedVmTests
         }
     }
 
+    /// <summary>
+    /// Each replica's daemon gets one corrupt piece of log (a flipped bit, once per process): the replay stops with a
+    /// clear error, the primary has the failed copy dropped from the placement, and repair gives the VM a fresh copy
+    /// that replays cleanly. No daemon dies.
+    /// </summary>
+    [KvmFact]
+    public async Task A_replica_fed_a_corrupt_log_fails_cleanly_and_is_replaced()
+    {
+        var daemons = await ClusterProcessTests.FormClusterAsync(3, new Dictionary<string, string> { ["P2PREPLAY_FAILPOINTS"] = "replica-corrupt-log" });
+        try
+        {
+            var (code, output) = await Cli.RunAsync(["vm", "create", "tampered", "--replicas", "2", "--socket", daemons[0].Socket, "--", Repo.Guest("musl", "ticker"), "3000", "1"]);
+            Assert.True(code == 0, output);
+            var first = await ShowAsync(daemons[0], "tampered");
+            var ids = new List<string>();
+            foreach (var daemon in daemons) ids.Add((await daemon.StatusAsync()).NodeId);
+            var primary = daemons[ids.IndexOf(first.Primary)];
+
+            var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(40);
+            VmBody view = first;
+            string logs = "";
+            while (DateTime.UtcNow < deadline)
+            {
+                view = await ShowAsync(primary, "tampered");
+                logs = string.Join("\n", daemons.Select(d => d.Log));
+                if (logs.Contains("unreadable log from the primary", StringComparison.Ordinal) && logs.Contains("dropping it from the placement", StringComparison.Ordinal)
+                    && view.ReplicaStatus.Count == 2 && view.ReplicaStatus.All(r => r.Live && r.State == "replaying" && r.LagExits < 200 && r.ReplayedExits > 100))
+                    break;
+                await Task.Delay(100);
+            }
+            Assert.Contains("unreadable log from the primary", logs, StringComparison.Ordinal);
+            Assert.Contains("dropping it from the placement", logs, StringComparison.Ordinal);
+            Assert.True(view.ReplicaStatus.Count == 2 && view.ReplicaStatus.All(r => r.Live && r.State == "replaying"),
+                $"no two healthy replicas again: {System.Text.Json.JsonSerializer.Serialize(view, ControlJsonContext.Default.VmBody)}");
+            Assert.Equal(first.Epoch, view.Epoch);
+            Assert.All(daemons, d => Assert.False(d.HasExited, $"a daemon died:\n{d.Log}"));
+        }
+        finally
+        {
+            foreach (var daemon in daemons) await daemon.DisposeAsync();
+        }
+    }
+
     [Fact]
     public async Task Bad_vm_requests_get_clear_errors()
     {

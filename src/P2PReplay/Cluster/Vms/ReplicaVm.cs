@@ -78,6 +78,12 @@ internal sealed class ReplicaVm : ILiveCopy, IDisposable
     /// wrong random bytes, as a faulty machine would, so its replay must diverge and be caught.</summary>
     public bool CorruptRandomInput { get; init; }
 
+    /// <summary>Fault injection (P2PREPLAY_FAILPOINTS=replica-corrupt-log): one bit of received log data is flipped,
+    /// once per daemon process, as a corrupt transfer would; the replay must fail cleanly and the copy be replaced.</summary>
+    public bool CorruptLogOnce { get; init; }
+
+    private static int logCorrupted;
+
     /// <summary>The VM's image root once present in the local store (null: no image); the replay starts only then.</summary>
     public Task<string>? Image { get; init; }
 
@@ -111,6 +117,14 @@ internal sealed class ReplicaVm : ILiveCopy, IDisposable
                     // Not started: from the log's start, or (the log there is gone) from the checkpoint that comes first.
                     if (message.Offset != 0) break;
                     StartWith(null);
+                }
+                if (CorruptLogOnce && message.Offset > 0 && message.Data.Length > 64 && Interlocked.Exchange(ref logCorrupted, 1) == 0)
+                {
+                    byte[] corrupt = message.Data.ToArray();
+                    corrupt[corrupt.Length / 2] ^= 0x10;
+                    stream!.Offer(message.Offset, corrupt);
+                    if (ackNow.CurrentCount == 0) ackNow.Release();
+                    break;
                 }
                 // A gap or repeat is ignored: the ack tells the primary where to resume.
                 stream!.Offer(message.Offset, message.Data.Span);

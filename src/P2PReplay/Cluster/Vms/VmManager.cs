@@ -32,6 +32,10 @@ internal sealed class VmManager(string selfId, Transport.PeerNetwork network, Mi
     /// the first replica of a new placement see wrong random bytes (a faulty machine), on the node that holds it.</summary>
     public bool FailpointCorruptReplicaRandom { get; init; }
 
+    /// <summary>Test fault injection ("replica-corrupt-log"): the first replica this daemon process runs flips a bit of
+    /// the log data it receives after the first message (a corrupt transfer), once.</summary>
+    public bool FailpointCorruptReplicaLog { get; init; }
+
     /// <summary>A primary asks a replica for a checkpoint after this much new log.</summary>
     public long CheckpointEveryBytes { get; init; } = 64L << 20;
 
@@ -125,7 +129,7 @@ internal sealed class VmManager(string selfId, Transport.PeerNetwork network, Mi
                 }
                 else if (placement.Replicas.Contains(selfId) && addressOf(placement.Primary) is { } primaryAddress)
                 {
-                    var vm = new ReplicaVm(placement, primaryAddress, network, logger, nowMs, NetLink) { CorruptRandomInput = FailpointCorruptReplicaRandom && placement.Replicas[0] == selfId, CheckpointEveryBytes = CheckpointEveryBytes, Image = Cluster.Images.ImageService.AcquireFor(Images, placement, selfId, addressOf) };
+                    var vm = new ReplicaVm(placement, primaryAddress, network, logger, nowMs, NetLink) { CorruptRandomInput = FailpointCorruptReplicaRandom && placement.Replicas[0] == selfId, CorruptLogOnce = FailpointCorruptReplicaLog, CheckpointEveryBytes = CheckpointEveryBytes, Image = Cluster.Images.ImageService.AcquireFor(Images, placement, selfId, addressOf) };
                     replicas[placement.Vm] = vm;
                     VmLog.ReplicaStarting(logger, placement.Vm, placement.Primary, placement.Epoch);
                     vm.Start();
@@ -175,7 +179,9 @@ internal sealed class VmManager(string selfId, Transport.PeerNetwork network, Mi
                 .Concat(replicas.Values.Where(r => r.LiveStreamer is not null).Select(r => (r.Placement, r.LiveStreamer)));
             foreach (var (placement, streamer) in streamers)
             {
-                foreach (string node in streamer!.SilentReplicas(ReplicaSilenceMs))
+                // A replica that failed (e.g. it could not read the log it got) is dropped too: repair gives a fresh copy.
+                var failed = streamer!.Replicas.Where(r => r.State == ReplicaState.Failed).Select(r => r.NodeId);
+                foreach (string node in streamer.SilentReplicas(ReplicaSilenceMs).Union(failed))
                 {
                     string key = $"replica-silent {placement.Vm}@{placement.Epoch}@{node}";
                     if (lastReportMs.TryGetValue(key, out long last) && now - last < 500) continue;
