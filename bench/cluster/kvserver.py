@@ -54,6 +54,12 @@ class Node:
         self.proc.wait()
         self.log.close()
 
+def cpu_seconds(node):
+    # utime + stime of the daemon (all its threads: the VM copies run inside it), from /proc/PID/stat.
+    with open(f"/proc/{node.proc.pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
 def pct(values, p):
     values = sorted(values)
     return values[min(len(values) - 1, int(round(p / 100 * (len(values) - 1))))]
@@ -168,7 +174,7 @@ def front_end(cluster, primary_id):
 
 def bench(cluster, server, args):
     counts = [int(r) for r in args.replicas.split(",")]
-    results = {r: {"tput": [], "lat": [], "lag_ms": [], "lag_exits": [], "mbit": []} for r in counts}
+    results = {r: {"tput": [], "lat": [], "lag_ms": [], "lag_exits": [], "mbit": [], "cpu": []} for r in counts}
     for round_ in range(args.rounds):
         for r in counts:
             name = f"kv{r}r{round_}"
@@ -179,6 +185,7 @@ def bench(cluster, server, args):
             # Warm up, then the pipelined throughput run.
             c.send(200)
             c.read_replies(200)
+            cpu0 = [cpu_seconds(n) for n in cluster.nodes]
             log0, t0 = view["log_bytes"], time.perf_counter()
             end = t0 + args.seconds
             done = 0
@@ -195,6 +202,9 @@ def bench(cluster, server, args):
             elapsed = time.perf_counter() - t0
             c.read_replies(c.sent - c.checked)
             done = c.checked
+            # CPU per request of the busiest daemon: on machines of their own (one core each) it bounds throughput.
+            cpu = [cpu_seconds(n) - c0 for n, c0 in zip(cluster.nodes, cpu0)]
+            results[r]["cpu"].append(max(cpu) / max(1, done - 200))
             after = request(cluster.by_id(view["primary"]).sock, "GET", f"/v1/vms/{name}")
             results[r]["tput"].append((done - 200) / elapsed)
             results[r]["mbit"].append((after["log_bytes"] - log0) * 8 / elapsed / 1e6)
@@ -226,7 +236,12 @@ def bench(cluster, server, args):
         if res["lag_ms"]:
             line += f", lag p99 {pct(res['lag_ms'], 99)} ms / {pct(res['lag_exits'], 99)} exits"
         line += f", log {statistics.median(res['mbit']):.2f} Mbit/s per replica"
+        line += f", busiest daemon {statistics.median(res['cpu']) * 1e6:.0f} us CPU per request"
         print(line)
+    if len(counts) > 1:
+        bound = [1 / statistics.median(results[r]["cpu"]) for r in counts]
+        print(f"  one copy per machine (a core each), CPU-bound estimate: replicas {counts[-1]} reach x{bound[-1] / bound[0]:.2f} of replicas {counts[0]}"
+              " (the busiest daemon's CPU per request, side by side; the network is not modelled)")
     print(f"  (loopback one-way socketpair hop: median {statistics.median(rtt):.0f} us)")
 
 def kills(cluster, server, args):
