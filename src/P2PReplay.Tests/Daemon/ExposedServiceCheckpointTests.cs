@@ -69,7 +69,13 @@ public sealed partial class ExposedServiceTests
             Assert.True(final.LogStart > 0 && final.LogBytes - final.LogStart < final.LogBytes, $"the primary holds its log from {final.LogStart} of {final.LogBytes}");
 
             // The copy that ran throughout has all the output: each request once; every other copy's is its tail.
+            // (A replica shows what it has replayed, the primary what every replica acknowledged: wait for the last.)
             string full = await LogsAsync(daemons[survivor], "kv");
+            for (int attempt = 0; attempt < 200 && RequestLine().Matches(full).Count < requests; attempt++)
+            {
+                await Task.Delay(50);
+                full = await LogsAsync(daemons[survivor], "kv");
+            }
             Assert.Equal(requests, RequestLine().Matches(full).Count);
             foreach (int i in new[] { primary, restarted })
             {
