@@ -69,6 +69,20 @@ internal sealed class Checkpoint
         }
     }
 
+    private const int PieceBytes = 512 * 1024;
+
+    /// <summary>Sends the checkpoint in pieces over the VM log channel; false when a piece could not be sent.</summary>
+    public async Task<bool> SendAsync(Transport.PeerNetwork network, string address, string vm, ulong epoch, CancellationToken cancel)
+    {
+        for (int at = 0; at < Encoded.Length; at += PieceBytes)
+        {
+            var piece = Encoded.AsMemory(at, Math.Min(PieceBytes, Encoded.Length - at));
+            var message = VmMessage.CheckpointData(vm, epoch, TailOffset, (ulong)at, (ulong)Encoded.Length, piece);
+            if (!await network.SendAsync(address, Transport.ChannelKind.VmLog, message.Encode(), compress: false, cancel).ConfigureAwait(false)) return false;
+        }
+        return true;
+    }
+
     public byte[] Connections
     {
         get

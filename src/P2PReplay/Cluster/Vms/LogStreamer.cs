@@ -45,7 +45,6 @@ internal sealed class LogStreamer : IDisposable
 
     public LogBuffer Log => log;
 
-    private const int CheckpointPieceBytes = 512 * 1024;
     private Checkpoint? latest;
     private readonly Dictionary<string, CheckpointAssembly> assemblies = new(StringComparer.Ordinal);
     private long checkpointAskedMs = long.MinValue / 2;
@@ -159,12 +158,7 @@ internal sealed class LogStreamer : IDisposable
     {
         try
         {
-            for (int at = 0; at < checkpoint.Encoded.Length; at += CheckpointPieceBytes)
-            {
-                var piece = checkpoint.Encoded.AsMemory(at, Math.Min(CheckpointPieceBytes, checkpoint.Encoded.Length - at));
-                if (!await network.SendAsync(address, ChannelKind.VmLog, VmMessage.CheckpointData(vm, epoch, checkpoint.TailOffset, (ulong)at, (ulong)checkpoint.Encoded.Length, piece).Encode(), compress: false, cancel).ConfigureAwait(false))
-                    return;
-            }
+            await checkpoint.SendAsync(network, address, vm, epoch, cancel).ConfigureAwait(false);
         }
         catch (Exception e) when (e is OperationCanceledException or ObjectDisposedException)
         {

@@ -344,20 +344,13 @@ internal sealed class ReplicaVm : ILiveCopy, IDisposable
                 var made = Checkpoint.Create(snapshot.TailOffset, exits, snapshot.Encode(), connectionState);
                 if (checkpoint is null || made.TailOffset > checkpoint.TailOffset) checkpoint = made;
                 VmLog.CheckpointTaken(logger, current.Vm, exits, made.TailOffset, made.Encoded.Length, captureMs);
-                for (int at = 0; at < made.Encoded.Length; at += CheckpointPieceBytes)
-                {
-                    var piece = made.Encoded.AsMemory(at, Math.Min(CheckpointPieceBytes, made.Encoded.Length - at));
-                    if (!await network.SendAsync(address, ChannelKind.VmLog, VmMessage.CheckpointData(current.Vm, current.Epoch, made.TailOffset, (ulong)at, (ulong)made.Encoded.Length, piece).Encode(), compress: false, stopping.Token).ConfigureAwait(false))
-                        return;
-                }
+                await made.SendAsync(network, address, current.Vm, current.Epoch, stopping.Token).ConfigureAwait(false);
             }
             catch (Exception e) when (e is OperationCanceledException or ObjectDisposedException)
             {
             }
         });
     }
-
-    private const int CheckpointPieceBytes = 512 * 1024;
 
     /// <summary>The switch (on the vCPU thread): a recorder continuing the same log, streamed to the other replicas.</summary>
     private IHostEnvironment GoLive(Replayer replayer, VmHost vmHost, ref Recorder? recorder)
