@@ -71,10 +71,10 @@ internal sealed partial class ClusterNode
             CheckpointEveryBytes = (long)config.CheckpointEveryKib << 10,
             Images = images = new Images.ImageService(ImageStore(), peers, loggers.CreateLogger("p2preplay.image"))
             {
-                RefuseToServe = (Environment.GetEnvironmentVariable("P2PREPLAY_FAILPOINTS") ?? "").Split(',').Contains("image-serve-refuse"),
+                RefuseToServe = Failpoint("image-serve-refuse"),
             },
-            FailpointCorruptReplicaRandom = (Environment.GetEnvironmentVariable("P2PREPLAY_FAILPOINTS") ?? "").Split(',').Contains("replica-corrupt-random"),
-            FailpointCorruptReplicaLog = (Environment.GetEnvironmentVariable("P2PREPLAY_FAILPOINTS") ?? "").Split(',').Contains("replica-corrupt-log"),
+            FailpointCorruptReplicaRandom = Failpoint("replica-corrupt-random"),
+            FailpointCorruptReplicaLog = Failpoint("replica-corrupt-log"),
         };
         frontEnd = new FrontEnd(netLink, config.ExposeAddress ?? config.Listen.Address, loggers.CreateLogger("p2preplay.frontend"), () => NowMs,
             () => Random.Shared.NextInt64(1, long.MaxValue));
@@ -398,4 +398,7 @@ internal sealed partial class ClusterNode
         RaftState.PreCandidate => "pre-candidate",
         _ => role.ToString().ToLowerInvariant(),
     };
+
+    /// <summary>Test fault injection: P2PREPLAY_FAILPOINTS holds comma-separated names.</summary>
+    private static bool Failpoint(string name) => (Environment.GetEnvironmentVariable("P2PREPLAY_FAILPOINTS") ?? "").Split(',').Contains(name);
 }

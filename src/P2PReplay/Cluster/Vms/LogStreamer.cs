@@ -138,12 +138,21 @@ internal sealed class LogStreamer : IDisposable
     {
         Checkpoint? complete;
         List<(string NodeId, string Address)> others;
+        // Copying pieces and hashing the whole checkpoint happen under their own lock, not the one every ack takes.
+        // (Lock order: gate before assemblies, never the other way round.)
         lock (gate)
         {
             if (!replicas.ContainsKey(nodeId)) return;
+        }
+        lock (assemblies)
+        {
             if (!assemblies.TryGetValue(nodeId, out var assembly)) assemblies[nodeId] = assembly = new CheckpointAssembly();
             complete = assembly.Offer(message.Exit, message.Offset, message.LogBytes, message.Data.Span);
-            if (complete is null || latest is { } current && complete.TailOffset <= current.TailOffset) return;
+        }
+        if (complete is null) return;
+        lock (gate)
+        {
+            if (latest is { } current && complete.TailOffset <= current.TailOffset) return;
             if (complete.TailOffset < log.Start || complete.TailOffset > log.Length) return;
             latest = complete;
             checkpointAskedMs = long.MinValue / 2;
@@ -181,6 +190,7 @@ internal sealed class LogStreamer : IDisposable
             {
                 replicas.Remove(gone);
                 if (senderStops.Remove(gone, out var stop)) stop.Cancel();
+                lock (assemblies) assemblies.Remove(gone);
             }
             foreach (var (id, address) in wanted)
             {

@@ -13,18 +13,13 @@ internal sealed class SwitchoverHold : IDisposable
     /// <summary>A monitor, not a Lock: the parked vCPU thread waits on it.</summary>
     private readonly object gate = new();
     private TaskCompletionSource? quiet;
-    private bool held;
+    /// <summary>Written under the lock; read without it on the guest's network-wait path.</summary>
+    private volatile bool held;
     private bool pausedByUs;
     private bool disposed;
 
     /// <summary>A hold is asked for or in force.</summary>
-    public bool Held
-    {
-        get
-        {
-            lock (gate) return held;
-        }
-    }
+    public bool Held => held;
 
     /// <summary>
     /// Asks for the hold (any thread); the task completes once the vCPU is held with its log flushed. The caller

@@ -67,4 +67,7 @@ internal static partial class VmLog
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "vm {Vm}: dropped a bad checkpoint: {Reason}")]
     public static partial void BadCheckpoint(ILogger logger, string vm, string reason);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "vm {Vm}: the replica {Node} reports its replay failed (epoch {Epoch}); asking the cluster to drop it")]
+    public static partial void ReplicaFailedDropped(ILogger logger, string vm, string node, ulong epoch);
 }

@@ -177,22 +177,37 @@ internal sealed class VmManager(string selfId, Transport.PeerNetwork network, Mi
         {
             var streamers = primaries.Values.Select(p => (p.Placement, (LogStreamer?)p.Vm.Streamer))
                 .Concat(replicas.Values.Where(r => r.LiveStreamer is not null).Select(r => (r.Placement, r.LiveStreamer)));
+            // Only replicas lost right now are remembered: one that speaks again (or is gone) is forgotten.
+            var stillLost = new Dictionary<(string, ulong, string), long>();
             foreach (var (placement, streamer) in streamers)
             {
                 // A replica that failed (e.g. it could not read the log it got) is dropped too: repair gives a fresh copy.
-                var failed = streamer!.Replicas.Where(r => r.State == ReplicaState.Failed).Select(r => r.NodeId);
+                var failed = streamer!.Replicas.Where(r => r.State == ReplicaState.Failed).Select(r => r.NodeId).ToHashSet(StringComparer.Ordinal);
                 foreach (string node in streamer.SilentReplicas(ReplicaSilenceMs).Union(failed))
                 {
-                    string key = $"replica-silent {placement.Vm}@{placement.Epoch}@{node}";
-                    if (lastReportMs.TryGetValue(key, out long last) && now - last < 500) continue;
-                    if (!lastReportMs.ContainsKey(key)) VmLog.ReplicaSilent(logger, placement.Vm, node, ReplicaSilenceMs, placement.Epoch);
-                    lastReportMs[key] = now;
-                    found.Add((placement.Vm, placement.Epoch, node));
+                    var key = (placement.Vm, placement.Epoch, node);
+                    bool known = lostReplicaReports.TryGetValue(key, out long last);
+                    if (!known)
+                    {
+                        if (failed.Contains(node)) VmLog.ReplicaFailedDropped(logger, placement.Vm, node, placement.Epoch);
+                        else VmLog.ReplicaSilent(logger, placement.Vm, node, ReplicaSilenceMs, placement.Epoch);
+                    }
+                    if (known && now - last < 500)
+                    {
+                        stillLost[key] = last;
+                        continue;
+                    }
+                    stillLost[key] = now;
+                    found.Add(key);
                 }
             }
+            lostReplicaReports = stillLost;
         }
         return found;
     }
+
+    /// <summary>When each lost replica was last reported to the leader (repeated every 500 ms while it lasts).</summary>
+    private Dictionary<(string Vm, ulong Epoch, string Node), long> lostReplicaReports = [];
 
     /// <summary>Replicas this node's primaries heard report a divergence, each reported once (cluster loop thread).</summary>
     public IReadOnlyList<(string Vm, ulong Epoch, string Node)> DivergedReplicas()
